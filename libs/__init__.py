@@ -1,0 +1,1 @@
+"""furima's shared runtime: server and client bootstrap, auth, telemetry, errors, storage, events."""

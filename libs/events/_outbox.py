@@ -1,0 +1,103 @@
+"""The transactional outbox.
+
+An event is inserted in the same transaction as the change it describes, so it exists
+if and only if the change committed. Its ``sequence`` is the consumers' cursor. On
+PostgreSQL a transaction-scoped advisory lock serializes appends, so sequences become
+visible in commit order and a reader never skips a late-committing lower sequence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+
+from google.protobuf.message import Message
+from sqlalchemy import Column, Index, LargeBinary, MetaData, String, Table, insert, select, text
+
+from libs.clock import Clock, SystemClock
+from libs.ids import new_ulid
+from libs.storage import Database, Transaction, UtcDateTime, big_id
+
+_ADVISORY_LOCK_KEY = 0x6F7574626F78  # "outbox"
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    """Declare the ``outbox`` table in a service's metadata."""
+    return Table(
+        "outbox",
+        metadata,
+        Column("sequence", big_id(), primary_key=True, autoincrement=True),
+        Column("event_id", String(40), nullable=False, unique=True),
+        Column("type", String(200), nullable=False),
+        Column("aggregate_id", String(100), nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("occurred_at", UtcDateTime(), nullable=False),
+        Index("ix_outbox_type_sequence", "type", "sequence"),
+    )
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as it sits in the outbox."""
+
+    sequence: int
+    event_id: str
+    type: str
+    aggregate_id: str
+    payload: bytes
+    occurred_at: datetime
+
+
+class Outbox:
+    """Appends events inside a transaction and reads them back in order."""
+
+    def __init__(self, table: Table, *, clock: Clock | None = None) -> None:
+        self.table = table
+        self._clock = clock or SystemClock()
+        self._waiters: set[asyncio.Event] = set()
+
+    async def append(self, tx: Transaction, aggregate_id: str, payload: Message) -> str:
+        """Write ``payload`` as an event of type ``payload.DESCRIPTOR.full_name``; returns its id."""
+        if tx.dialect == "postgresql":
+            await tx.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK_KEY})
+        event_id = new_ulid("evt_")
+        await tx.conn.execute(
+            insert(self.table).values(
+                event_id=event_id,
+                type=payload.DESCRIPTOR.full_name,
+                aggregate_id=aggregate_id,
+                payload=payload.SerializeToString(),
+                occurred_at=self._clock.now(),
+            )
+        )
+        tx.after_commit(self.notify)
+        return event_id
+
+    async def read(self, db: Database, after: int, types: list[str] | None = None, limit: int = 500) -> list[StoredEvent]:
+        """Events with ``sequence > after``, oldest first."""
+        t = self.table
+        query = select(t).where(t.c.sequence > after).order_by(t.c.sequence).limit(limit)
+        if types:
+            query = query.where(t.c.type.in_(types))
+        async with db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            StoredEvent(r.sequence, r.event_id, r.type, r.aggregate_id, r.payload, r.occurred_at) for r in rows
+        ]
+
+    def notify(self) -> None:
+        """Wake every stream waiting for new events (called after a commit)."""
+        for waiter in self._waiters:
+            waiter.set()
+
+    async def wait(self, timeout: float) -> None:
+        """Wait until `notify` is called or ``timeout`` passes (other processes only poll)."""
+        waiter = asyncio.Event()
+        self._waiters.add(waiter)
+        try:
+            await asyncio.wait_for(waiter.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self._waiters.discard(waiter)
