@@ -1,0 +1,62 @@
+"""Configuration of the ID service, parsed once from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from services.id.domain.passwords import Argon2Params
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class IdConfig:
+    """Settings of the ID service."""
+
+    database_url: str = "sqlite+aiosqlite:///var/id.db"
+    """FURIMA_ID_DATABASE_URL: SQLite (embedded default) or PostgreSQL."""
+    issuer: str = "furima-id"
+    """FURIMA_ISSUER: the ``iss`` of every token; verifiers must agree."""
+    access_token_ttl: timedelta = timedelta(seconds=900)
+    """FURIMA_ID_ACCESS_TOKEN_TTL (seconds); also how long a retiring key stays published."""
+    refresh_token_ttl: timedelta = timedelta(days=30)
+    """FURIMA_ID_REFRESH_TOKEN_TTL (seconds)."""
+    auth_code_ttl: timedelta = timedelta(seconds=600)
+    """FURIMA_ID_AUTH_CODE_TTL (seconds)."""
+    argon2: Argon2Params = field(default_factory=Argon2Params)
+    """FURIMA_ID_ARGON2_TIME_COST / _MEMORY_COST (KiB) / _PARALLELISM."""
+    default_client_id: str = "furima-app"
+    """FURIMA_ID_DEFAULT_CLIENT: the first-party client SignIn uses when none is given."""
+    port: int = 50051
+    """FURIMA_ID_PORT."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> IdConfig:
+        """Read the configuration from ``env`` (default: the process environment)."""
+        e = os.environ if env is None else env
+        d = cls()
+        return cls(
+            database_url=e.get("FURIMA_ID_DATABASE_URL") or d.database_url,
+            issuer=e.get("FURIMA_ISSUER") or d.issuer,
+            access_token_ttl=timedelta(seconds=_int(e, "FURIMA_ID_ACCESS_TOKEN_TTL", 900)),
+            refresh_token_ttl=timedelta(seconds=_int(e, "FURIMA_ID_REFRESH_TOKEN_TTL", 30 * 86400)),
+            auth_code_ttl=timedelta(seconds=_int(e, "FURIMA_ID_AUTH_CODE_TTL", 600)),
+            argon2=Argon2Params(
+                time_cost=_int(e, "FURIMA_ID_ARGON2_TIME_COST", d.argon2.time_cost),
+                memory_cost=_int(e, "FURIMA_ID_ARGON2_MEMORY_COST", d.argon2.memory_cost),
+                parallelism=_int(e, "FURIMA_ID_ARGON2_PARALLELISM", d.argon2.parallelism),
+            ),
+            default_client_id=e.get("FURIMA_ID_DEFAULT_CLIENT") or d.default_client_id,
+            port=_int(e, "FURIMA_ID_PORT", d.port),
+        )

@@ -1,0 +1,1 @@
+"""Persistence of the ID service: SQLAlchemy Core tables, migrations and repositories."""

@@ -1,0 +1,30 @@
+"""The sign-in throttle repository."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.id.domain.throttle import ThrottleState
+from services.id.store.tables import signin_throttle
+
+
+async def get(conn: AsyncConnection, key: str) -> ThrottleState:
+    """The state of ``key`` (a clean state when it has none)."""
+    row = (await conn.execute(select(signin_throttle).where(signin_throttle.c.key == key))).first()
+    if row is None:
+        return ThrottleState(key)
+    return ThrottleState(key, row.failures, row.last_failure_at, row.blocked_until)
+
+
+async def save(conn: AsyncConnection, state: ThrottleState) -> None:
+    """Store a state; a clean one is deleted so the table only holds offenders."""
+    t = signin_throttle
+    if state.failures == 0:
+        await conn.execute(delete(t).where(t.c.key == state.key))
+        return
+    values = {"failures": state.failures, "last_failure_at": state.last_failure_at,
+              "blocked_until": state.blocked_until}
+    result = await conn.execute(update(t).where(t.c.key == state.key).values(**values))
+    if result.rowcount == 0:
+        await conn.execute(insert(t).values(key=state.key, **values))
