@@ -1,0 +1,173 @@
+"""Logging: structlog with JSON (production) or console output, trace ids, and no secrets.
+
+Every line passes the redactor last, just before rendering, so nothing a processor
+or a caller adds can slip past it. Standard-library logging (grpc, SQLAlchemy, the
+OpenTelemetry exporters) is routed through the same chain and renderer.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import TextIO
+
+import grpc
+import structlog
+from opentelemetry import trace
+from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
+
+REDACTED = "[redacted]"
+
+SECRET_KEYS = frozenset(
+    {
+        "authorization",
+        "password",
+        "token",
+        "access_token",
+        "refresh_token",
+        "client_secret",
+        "code",
+        "code_verifier",
+        "subject_token",
+        "secret",
+    }
+)
+"""Keys whose values never reach a log line (compared lowercased, ``-`` read as ``_``)."""
+
+_SECRET_SUFFIXES = ("_password", "_token", "_secret")
+# `code` is also the access line's gRPC status; a status name is public, never an OAuth code.
+_STATUS_NAMES = frozenset(code.name for code in grpc.StatusCode)
+_SECRET_VALUE = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*|\bbearer\s+\S", re.IGNORECASE)
+_MAX_DEPTH = 4
+
+
+@lru_cache(maxsize=4096)
+def _is_secret_key(key: str) -> bool:
+    normalized = key.lower().replace("-", "_")
+    return normalized in SECRET_KEYS or normalized.endswith(_SECRET_SUFFIXES)
+
+
+def _looks_secret(value: str) -> bool:
+    # Substring checks first: they are far cheaper than the regex and almost always miss.
+    if "eyJ" in value or "earer" in value or "EARER" in value:
+        return _SECRET_VALUE.search(value) is not None
+    return False
+
+
+def _redact_value(value: object, depth: int) -> object:
+    if isinstance(value, str):
+        return REDACTED if _looks_secret(value) else value
+    if depth >= _MAX_DEPTH:
+        return value
+    if isinstance(value, Mapping):
+        return {
+            k: REDACTED if isinstance(k, str) and _is_secret_key(k) else _redact_value(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        # Metadata-shaped pairs: ("authorization", "Bearer ...").
+        if len(value) == 2 and isinstance(value[0], str) and _is_secret_key(value[0]):
+            return (value[0], REDACTED)
+        return type(value)(_redact_value(v, depth + 1) for v in value)
+    return value
+
+
+def redact_secrets(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    """Replace secret-named keys and token-looking values with ``[redacted]``."""
+    for key, value in event_dict.items():
+        if _is_secret_key(key):
+            if key == "code" and value in _STATUS_NAMES:
+                continue
+            event_dict[key] = REDACTED
+        elif isinstance(value, str):
+            if _looks_secret(value):
+                event_dict[key] = REDACTED
+        elif isinstance(value, Mapping | list | tuple):
+            event_dict[key] = _redact_value(value, 1)
+    return event_dict
+
+
+def add_trace_context(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    """Add ``trace_id``/``span_id`` (hex) of the current span unless the caller set them."""
+    if "trace_id" not in event_dict:
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            event_dict["trace_id"] = format(ctx.trace_id, "032x")
+            event_dict["span_id"] = format(ctx.span_id, "016x")
+    return event_dict
+
+
+def _add_service(service_name: str) -> Processor:
+    def add_service(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+        event_dict.setdefault("service", service_name)
+        return event_dict
+
+    return add_service
+
+
+def _renderer(fmt: str, stream: TextIO) -> Processor:
+    if fmt == "json":
+        return structlog.processors.JSONRenderer()
+    if fmt == "console":
+        return structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    msg = f"log format must be 'json' or 'console', not {fmt!r}"
+    raise ValueError(msg)
+
+
+def configure_logging(
+    service_name: str, fmt: str = "console", level: str = "INFO", *, stream: TextIO | None = None
+) -> None:
+    """Configure structlog (and route stdlib logging) for this process.
+
+    ``fmt`` is ``"json"`` (one object per line) or ``"console"``; output goes to
+    ``stream``, default stderr. Loggers are cached on first use, so configure before
+    logging; a logger already used keeps the configuration it first saw.
+    """
+    out = stream if stream is not None else sys.stderr
+    numeric_level = logging.getLevelNamesMapping()[level.upper()]
+    renderer = _renderer(fmt, out)
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_service(service_name),
+        add_trace_context,
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        redact_secrets,
+    ]
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        context_class=dict,
+        logger_factory=structlog.WriteLoggerFactory(file=out),
+        cache_logger_on_first_use=True,
+    )
+    _route_stdlib(shared, renderer, numeric_level, out)
+
+
+class _FurimaHandler(logging.StreamHandler):  # type: ignore[type-arg]  # TextIO stream
+    """Marks the root handler this module installed, so reconfiguring replaces it."""
+
+
+def _route_stdlib(shared: list[Processor], renderer: Processor, level: int, out: TextIO) -> None:
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = _FurimaHandler(out)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _FurimaHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def get_logger(name: str) -> FilteringBoundLogger:
+    """Return a lazily configured structlog logger (``name`` goes to the logger factory)."""
+    logger: FilteringBoundLogger = structlog.get_logger(name)
+    return logger

@@ -1,0 +1,194 @@
+"""Tracing: the SDK tracer provider, W3C propagation over gRPC metadata, client spans.
+
+When nothing exports, the provider stays an SDK one so every request still gets a trace
+id for log correlation, but spans are not recorded: the export-gated sampler then acts
+as ``parentbased_always_off``. A root span costs one ``NonRecordingSpan`` (two random
+ids, no attributes, no processor calls); only a request whose caller sent a *sampled*
+``traceparent`` is recorded, which keeps the sampled flag flowing to downstream
+services that do export. An explicit ``OTEL_TRACES_SAMPLER`` always wins.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, MutableSequence, Sequence
+from contextlib import contextmanager
+
+from opentelemetry import propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context
+from opentelemetry.environment_variables import OTEL_PROPAGATORS
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import Getter, Setter
+from opentelemetry.sdk.environment_variables import OTEL_TRACES_SAMPLER
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import (
+    DEFAULT_OFF,
+    Sampler,
+    SamplingResult,
+    _get_from_env_or_default,  # the SDK's own OTEL_TRACES_SAMPLER parsing
+)
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
+
+from libs.telemetry._methods import rpc_method
+
+Metadata = Sequence[tuple[str, str | bytes]]
+"""gRPC invocation metadata as grpc hands it over: ``-bin`` keys carry bytes."""
+
+TRACER_NAME = "furima.rpc"
+
+
+class _MetadataGetter(Getter[Metadata]):
+    """Reads propagation headers out of gRPC metadata tuples (keys are lowercase)."""
+
+    def get(self, carrier: Metadata, key: str) -> list[str] | None:
+        values = [v if isinstance(v, str) else v.decode("latin-1") for k, v in carrier if k == key]
+        return values or None
+
+    def keys(self, carrier: Metadata) -> list[str]:
+        return [k for k, _ in carrier]
+
+
+class _MetadataSetter(Setter[list[tuple[str, str]]]):
+    """Writes propagation headers into an outgoing metadata list."""
+
+    def set(self, carrier: list[tuple[str, str]], key: str, value: str) -> None:
+        carrier.append((key, value))
+
+
+_GETTER = _MetadataGetter()
+_SETTER = _MetadataSetter()
+
+
+def install_propagators() -> None:
+    """Make W3C trace context + baggage the global propagator unless OTEL_PROPAGATORS says otherwise."""
+    if OTEL_PROPAGATORS not in os.environ:
+        propagate.set_global_textmap(CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()]))
+
+
+class _PropagationFields:
+    """The header names the global propagator reads, recomputed only when it changes.
+
+    Lets the server skip ``propagate.extract`` (and its context churn) for the common
+    call that carries no trace headers at all.
+    """
+
+    def __init__(self) -> None:
+        self._textmap: object = None
+        self._fields: frozenset[str] = frozenset()
+
+    def get(self) -> frozenset[str]:
+        textmap = propagate.get_global_textmap()
+        if textmap is not self._textmap:
+            self._fields = frozenset(textmap.fields)
+            self._textmap = textmap
+        return self._fields
+
+
+_FIELDS = _PropagationFields()
+
+
+def extract_context(metadata: Metadata | None) -> Context | None:
+    """Return the remote parent context (trace + baggage) carried by incoming metadata, if any."""
+    if not metadata:
+        return None
+    fields = _FIELDS.get()
+    for key, _ in metadata:
+        if key in fields:
+            return propagate.extract(metadata, getter=_GETTER)
+    return None
+
+
+def inject_context(metadata: MutableSequence[tuple[str, str]]) -> None:
+    """Append the current context's W3C headers to outgoing metadata, replacing stale ones."""
+    injected: list[tuple[str, str]] = []
+    propagate.inject(injected, setter=_SETTER)
+    if not injected:
+        return
+    names = {k for k, _ in injected}
+    if any(k in names for k, _ in metadata):
+        metadata[:] = [(k, v) for k, v in metadata if k not in names]
+    metadata.extend(injected)
+
+
+@contextmanager
+def start_client_span(method: str) -> Iterator[trace.Span]:
+    """Open a current CLIENT span for an outgoing call; an escaping exception marks it ERROR.
+
+    Call ``inject_context`` inside the block so the server's span becomes its child.
+    """
+    names = rpc_method(method)
+    tracer = trace.get_tracer(TRACER_NAME)
+    with tracer.start_as_current_span(names.span_name, kind=SpanKind.CLIENT, attributes=names.span_attributes) as span:
+        yield span
+
+
+class ExportGatedSampler(Sampler):
+    """Delegates to the configured sampler while something exports, else records nothing new.
+
+    Tests attach exporters after the global provider exists; flipping the delegate makes
+    that work without replacing the (set-once) global provider.
+    """
+
+    def __init__(self, exporting: Sampler, idle: Sampler = DEFAULT_OFF) -> None:
+        self._exporting = exporting
+        self._idle = idle
+        self.delegate = idle
+
+    def open(self) -> None:
+        """Switch to the configured sampler: an exporter is attached."""
+        self.delegate = self._exporting
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        """Ask the current delegate."""
+        return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def get_description(self) -> str:
+        """Name the delegate, for debugging."""
+        return f"ExportGated{{{self.delegate.get_description()}}}"
+
+
+_LOCK = threading.Lock()
+
+
+def build_tracer_provider(resource: Resource) -> TracerProvider:
+    """Build an SDK provider that records only once an exporter is attached (unless the env picks a sampler)."""
+    sampler = _get_from_env_or_default()
+    if OTEL_TRACES_SAMPLER not in os.environ:
+        sampler = ExportGatedSampler(sampler)
+    return TracerProvider(resource=resource, sampler=sampler)
+
+
+def add_span_exporter(exporter: SpanExporter, provider: TracerProvider | None = None) -> None:
+    """Export every span ended from now on to ``exporter``, synchronously (tests, debugging).
+
+    Uses the global SDK provider unless one is given; ``setup_telemetry`` must have run.
+    """
+    target = provider if provider is not None else trace.get_tracer_provider()
+    if not isinstance(target, TracerProvider):
+        msg = "no SDK TracerProvider is installed; call setup_telemetry() first"
+        raise RuntimeError(msg)
+    attach_processor(target, SimpleSpanProcessor(exporter))
+
+
+def attach_processor(provider: TracerProvider, processor: SpanProcessor) -> None:
+    """Add a span processor and open the export gate."""
+    with _LOCK:
+        provider.add_span_processor(processor)
+        if isinstance(provider.sampler, ExportGatedSampler):
+            provider.sampler.open()

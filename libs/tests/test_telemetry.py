@@ -1,0 +1,316 @@
+"""Tests for libs.telemetry: server spans, access lines, redaction, propagation, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+import structlog
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from libs.telemetry import (
+    REDACTED,
+    RpcTelemetry,
+    add_span_exporter,
+    configure_logging,
+    extract_context,
+    inject_context,
+    redact_secrets,
+    setup_telemetry,
+    start_client_span,
+)
+from libs.telemetry._tracing import build_tracer_provider
+
+METHOD = "/furima.id.v1.UserService/GetUser"
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+PARENT_SPAN_ID = "b7ad6b7169203331"
+TRACEPARENT = f"00-{TRACE_ID}-{PARENT_SPAN_ID}-01"
+JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c3JfMSJ9.c2lnbmF0dXJl"
+
+
+@pytest.fixture
+def log_output() -> Iterator[io.StringIO]:
+    """JSON logging into a buffer; the previous structlog and root-logger setup is restored."""
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    buffer = io.StringIO()
+    configure_logging("test-svc", fmt="json", level="INFO", stream=buffer)
+    yield buffer
+    structlog.configure(**saved)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.contextvars.clear_contextvars()
+
+
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    """Collect spans in memory (behind a private SDK provider)."""
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def metric_reader() -> InMemoryMetricReader:
+    """Collect metrics in memory."""
+    return InMemoryMetricReader()
+
+
+@pytest.fixture
+def rpc(spans: InMemorySpanExporter, metric_reader: InMemoryMetricReader) -> RpcTelemetry:
+    """RpcTelemetry on private providers, so tests never touch the process-wide ones."""
+    tracer_provider = TracerProvider(resource=Resource.create({"service.name": "test-svc"}))
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    meter_provider = MeterProvider(metric_readers=[metric_reader])
+    return RpcTelemetry("test-svc", tracer_provider=tracer_provider, meter_provider=meter_provider)
+
+
+def access_lines(buffer: io.StringIO) -> list[dict[str, Any]]:
+    """Parse the access-log lines written so far."""
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    return [line for line in lines if line.get("logger") == "furima.access"]
+
+
+def metric_points(reader: InMemoryMetricReader, name: str) -> list[Any]:
+    """Collect the data points of one metric."""
+    data = reader.get_metrics_data()
+    assert data is not None
+    return [
+        point
+        for resource_metrics in data.resource_metrics
+        for scope in resource_metrics.scope_metrics
+        for metric in scope.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+    ]
+
+
+def test_server_span_continues_incoming_trace(rpc: RpcTelemetry, spans: InMemorySpanExporter) -> None:
+    """A traceparent in the metadata makes the server span a child in the caller's trace."""
+    metadata = [("user-agent", "grpc-python"), ("traceparent", TRACEPARENT), ("x-bin", b"\x00")]
+    with rpc.start_server_span(METHOD, metadata) as call:
+        assert trace.get_current_span() is call.span
+        call.finish(grpc.StatusCode.OK)
+
+    (span,) = spans.get_finished_spans()
+    assert span.name == "furima.id.v1.UserService/GetUser"
+    assert span.kind is SpanKind.SERVER
+    assert format(span.context.trace_id, "032x") == TRACE_ID
+    assert span.parent is not None
+    assert format(span.parent.span_id, "016x") == PARENT_SPAN_ID
+    assert dict(span.attributes or {}) == {
+        "rpc.system": "grpc",
+        "rpc.service": "furima.id.v1.UserService",
+        "rpc.method": "GetUser",
+        "rpc.grpc.status_code": 0,
+    }
+    assert span.status.status_code is StatusCode.UNSET
+    assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_access_line_has_call_fields(rpc: RpcTelemetry, log_output: io.StringIO) -> None:
+    """One access line per call names method, code, duration, principal and the span's ids."""
+    with rpc.start_server_span(METHOD, [("traceparent", TRACEPARENT)]) as call:
+        call.set_principal("usr_1", "web")
+        call.finish(grpc.StatusCode.NOT_FOUND)
+        call.finish(grpc.StatusCode.INTERNAL)  # ignored: one line per call
+
+    (line,) = access_lines(log_output)
+    ctx = call.span.get_span_context()
+    assert line["event"] == "rpc"
+    assert line["method"] == METHOD
+    assert line["code"] == "NOT_FOUND"
+    assert isinstance(line["duration_ms"], float)
+    assert line["duration_ms"] >= 0
+    assert line["principal"] == "usr_1"
+    assert line["client_id"] == "web"
+    assert line["trace_id"] == TRACE_ID == format(ctx.trace_id, "032x")
+    assert line["span_id"] == format(ctx.span_id, "016x")
+    assert line["level"] == "info"
+    assert line["service"] == "test-svc"
+    assert "timestamp" in line
+
+
+def test_access_line_redacts_secrets(rpc: RpcTelemetry, log_output: io.StringIO) -> None:
+    """A JWT-looking principal, a bearer error and a bound password never reach the output."""
+    structlog.contextvars.bind_contextvars(password="hunter2")
+    with rpc.start_server_span(METHOD, None) as call:
+        call.set_principal(JWT, "web")
+        call.finish(grpc.StatusCode.UNAUTHENTICATED, error="bad header: Bearer abc.def")
+
+    (line,) = access_lines(log_output)
+    assert line["principal"] == REDACTED
+    assert line["password"] == REDACTED
+    assert line["error"] == REDACTED
+    assert line["code"] == "UNAUTHENTICATED"
+    output = log_output.getvalue()
+    assert JWT not in output
+    assert "hunter2" not in output
+    assert "abc.def" not in output
+
+
+def test_internal_marks_span_error_and_logs_warning(
+    rpc: RpcTelemetry, spans: InMemorySpanExporter, log_output: io.StringIO
+) -> None:
+    """INTERNAL sets span status ERROR with the message and logs at WARNING."""
+    with rpc.start_server_span(METHOD, None) as call:
+        call.finish(grpc.StatusCode.INTERNAL, error="database is down")
+
+    (span,) = spans.get_finished_spans()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.status.description == "database is down"
+    assert (span.attributes or {})["rpc.grpc.status_code"] == grpc.StatusCode.INTERNAL.value[0]
+    (line,) = access_lines(log_output)
+    assert line["level"] == "warning"
+    assert line["error"] == "database is down"
+
+
+def test_principal_lands_on_span(rpc: RpcTelemetry, spans: InMemorySpanExporter) -> None:
+    """set_principal records enduser.id and furima.client_id."""
+    with rpc.start_server_span(METHOD, None) as call:
+        call.set_principal("usr_1", "web")
+        call.finish(grpc.StatusCode.OK)
+
+    attributes = spans.get_finished_spans()[0].attributes or {}
+    assert attributes["enduser.id"] == "usr_1"
+    assert attributes["furima.client_id"] == "web"
+
+
+def test_metrics_record_duration_and_in_flight(rpc: RpcTelemetry, metric_reader: InMemoryMetricReader) -> None:
+    """The duration histogram is keyed by method, service and code; in-flight returns to zero."""
+    with rpc.start_server_span(METHOD, None) as call:
+        (in_flight,) = metric_points(metric_reader, "rpc.server.active_requests")
+        assert in_flight.value == 1
+        call.finish(grpc.StatusCode.OK)
+
+    (duration,) = metric_points(metric_reader, "rpc.server.duration")
+    assert dict(duration.attributes) == {
+        "rpc.method": "GetUser",
+        "rpc.service": "furima.id.v1.UserService",
+        "rpc.grpc.status_code": 0,
+    }
+    assert duration.count == 1
+    (in_flight,) = metric_points(metric_reader, "rpc.server.active_requests")
+    assert in_flight.value == 0
+
+
+async def test_exit_without_finish_records_cancelled(rpc: RpcTelemetry, spans: InMemorySpanExporter) -> None:
+    """A call cancelled before finish still ends its span, as CANCELLED."""
+
+    async def handler() -> None:
+        with rpc.start_server_span(METHOD, None):
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(handler())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    (span,) = spans.get_finished_spans()
+    assert (span.attributes or {})["rpc.grpc.status_code"] == grpc.StatusCode.CANCELLED.value[0]
+    assert span.status.status_code is StatusCode.ERROR
+
+
+def test_inject_context_round_trips(rpc: RpcTelemetry) -> None:
+    """inject_context writes a traceparent that extract reads back, replacing a stale one."""
+    with rpc.start_server_span(METHOD, [("traceparent", TRACEPARENT)]) as call:
+        metadata = [("traceparent", "00-stale-stale-00"), ("x-request-id", "r1")]
+        inject_context(metadata)
+        call.finish(grpc.StatusCode.OK)
+
+    assert [k for k, _ in metadata].count("traceparent") == 1
+    assert ("x-request-id", "r1") in metadata
+    extracted = trace.get_current_span(extract_context(metadata)).get_span_context()
+    ctx = call.span.get_span_context()
+    assert extracted.trace_id == ctx.trace_id
+    assert extracted.span_id == ctx.span_id
+    assert extracted.is_remote
+
+
+def test_metadata_without_trace_headers_starts_a_new_trace(rpc: RpcTelemetry, spans: InMemorySpanExporter) -> None:
+    """Calls without propagation headers get a root span with a fresh trace id."""
+    with rpc.start_server_span(METHOD, [("user-agent", "x")]) as call:
+        call.finish(grpc.StatusCode.OK)
+
+    (span,) = spans.get_finished_spans()
+    assert span.parent is None
+    assert span.context.trace_id != int(TRACE_ID, 16)
+
+
+def test_redaction_rules() -> None:
+    """Secret keys (any case, nested, metadata pairs) and token values are redacted; status codes are not."""
+    event = redact_secrets(
+        None,
+        "info",
+        {
+            "event": "login",
+            "Client-Secret": "s3",
+            "code": "auth-code-123",
+            "db_password": "pw",
+            "headers": {"authorization": "Basic xyz", "accept": "json"},
+            "metadata": [("authorization", "opaque"), ("x-id", "1")],
+            "note": f"got {JWT}",
+            "hint": "BEARER abc",
+            "count": 3,
+        },
+    )
+    assert event == {
+        "event": "login",
+        "Client-Secret": REDACTED,
+        "code": REDACTED,
+        "db_password": REDACTED,
+        "headers": {"authorization": REDACTED, "accept": "json"},
+        "metadata": [("authorization", REDACTED), ("x-id", "1")],
+        "note": REDACTED,
+        "hint": REDACTED,
+        "count": 3,
+    }
+    assert redact_secrets(None, "info", {"code": "PERMISSION_DENIED"}) == {"code": "PERMISSION_DENIED"}
+
+
+def test_idle_provider_mints_ids_without_recording(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no exporter, spans are non-recording but carry trace ids; attaching one starts recording."""
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    provider = build_tracer_provider(Resource.create({"service.name": "test-svc"}))
+    tracer = provider.get_tracer("test")
+
+    idle = tracer.start_span("idle")
+    assert not idle.is_recording()
+    assert idle.get_span_context().is_valid
+
+    exporter = InMemorySpanExporter()
+    add_span_exporter(exporter, provider)
+    tracer.start_span("busy").end()
+    assert [s.name for s in exporter.get_finished_spans()] == ["busy"]
+    provider.shutdown()
+
+
+def test_setup_is_idempotent_and_client_spans_export(log_output: io.StringIO) -> None:
+    """A second setup returns the first; a late exporter sees CLIENT spans from start_client_span."""
+    exporter = InMemorySpanExporter()
+    first = setup_telemetry("test-svc", log_format="json")
+    again = setup_telemetry("other-svc", span_exporter=exporter)
+    assert again is first
+
+    with start_client_span(METHOD) as span:
+        metadata: list[tuple[str, str]] = []
+        inject_context(metadata)
+
+    (client,) = [s for s in exporter.get_finished_spans() if s.context.span_id == span.get_span_context().span_id]
+    assert client.kind is SpanKind.CLIENT
+    assert client.name == "furima.id.v1.UserService/GetUser"
+    sent = trace.get_current_span(extract_context(metadata)).get_span_context()
+    assert sent.span_id == client.context.span_id
