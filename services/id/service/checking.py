@@ -68,10 +68,19 @@ class AccessTokenChecker:
         try:
             claims = jwt.decode(
                 token, key, algorithms=[ALGORITHM], issuer=self._rt.config.issuer, leeway=LEEWAY_SECONDS,
-                options={"verify_aud": False, "verify_exp": verify_exp,
+                # Lifetime is checked below against the injected clock, not PyJWT's wall clock.
+                options={"verify_aud": False, "verify_exp": False, "verify_nbf": False, "verify_iat": False,
                          "require": ["exp", "iat", "sub", "jti", "iss", "client_id"]},
             )
         except jwt.PyJWTError:
+            return None
+        now = self._rt.clock.now().timestamp()
+        try:
+            expired = now >= float(claims["exp"]) + LEEWAY_SECONDS
+            early = now + LEEWAY_SECONDS < float(claims.get("nbf", claims["iat"]))
+        except (TypeError, ValueError):
+            return None
+        if (verify_exp and expired) or early:
             return None
         aud = claims.get("aud", [])
         act = claims.get("act")
