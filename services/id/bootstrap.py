@@ -6,6 +6,7 @@ Secrets of confidential dev clients are generated once and kept in a JSON file (
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from services.id.domain.clients import ClientKind, GrantType
 from services.id.domain.scopes import ALL_SCOPES
 from services.id.store import clients as client_repo
 
-DEMO_PASSWORD = "furima-demo-password"
+DEMO_PASSWORD = "furima-demo-password"  # noqa: S105 - the well-known demo password, documented
 DEMO_USERS = (("alice@example.com", "Alice", "JP"), ("bob@example.com", "Bob", "JP"))
 
 _CC = GrantType.CLIENT_CREDENTIALS.value
@@ -41,24 +42,67 @@ class DevClient:
 
 
 DEV_CLIENTS = (
-    DevClient("furima-dev", "Development client (make token)", ClientKind.SERVICE, True, tuple(sorted(ALL_SCOPES)),
-              (_CC,)),
-    DevClient("furima-app", "furima app", ClientKind.FIRST_PARTY, False,
-              ("profile", "id.authorize", "id.consents", "payments.read", "payments.balance.read", "tns.report",
-               "tns.appeal", "marketing.read"),
-              (_CODE, _REFRESH), ("http://localhost/callback",)),
-    DevClient("svc-payments", "Payments service", ClientKind.SERVICE, True,
-              (*_SERVICE_COMMON, "payments.read", "payments.write", "payments.balance.read", "tns.moderate"),
-              (_CC, _EXCHANGE)),
-    DevClient("svc-tns", "Trust & Safety service", ClientKind.SERVICE, True,
-              (*_SERVICE_COMMON, "id.users.admin", "tns.moderate", "tns.review", "payments.read", "payments.write"),
-              (_CC, _EXCHANGE)),
-    DevClient("svc-marketing", "Marketing service", ClientKind.SERVICE, True,
-              (*_SERVICE_COMMON, "marketing.read", "marketing.write", "marketing.events.write", "payments.write",
-               "tns.moderate"),
-              (_CC, _EXCHANGE)),
-    DevClient("partner-demo", "Partner demo", ClientKind.THIRD_PARTY, True, ("profile", "payments.balance.read"),
-              (_CODE, _REFRESH), ("https://partner.example/callback",)),
+    DevClient(
+        "furima-dev", "Development client (make token)", ClientKind.SERVICE, True, tuple(sorted(ALL_SCOPES)), (_CC,)
+    ),
+    DevClient(
+        "furima-app",
+        "furima app",
+        ClientKind.FIRST_PARTY,
+        False,
+        (
+            "profile",
+            "id.authorize",
+            "id.consents",
+            "payments.read",
+            "payments.balance.read",
+            "tns.report",
+            "tns.appeal",
+            "marketing.read",
+        ),
+        (_CODE, _REFRESH),
+        ("http://localhost/callback",),
+    ),
+    DevClient(
+        "svc-payments",
+        "Payments service",
+        ClientKind.SERVICE,
+        True,
+        (*_SERVICE_COMMON, "payments.read", "payments.write", "payments.balance.read", "tns.moderate"),
+        (_CC, _EXCHANGE),
+    ),
+    DevClient(
+        "svc-tns",
+        "Trust & Safety service",
+        ClientKind.SERVICE,
+        True,
+        (*_SERVICE_COMMON, "id.users.admin", "tns.moderate", "tns.review", "payments.read", "payments.write"),
+        (_CC, _EXCHANGE),
+    ),
+    DevClient(
+        "svc-marketing",
+        "Marketing service",
+        ClientKind.SERVICE,
+        True,
+        (
+            *_SERVICE_COMMON,
+            "marketing.read",
+            "marketing.write",
+            "marketing.events.write",
+            "payments.write",
+            "tns.moderate",
+        ),
+        (_CC, _EXCHANGE),
+    ),
+    DevClient(
+        "partner-demo",
+        "Partner demo",
+        ClientKind.THIRD_PARTY,
+        True,
+        ("profile", "payments.balance.read"),
+        (_CODE, _REFRESH),
+        ("https://partner.example/callback",),
+    ),
 )
 
 
@@ -90,9 +134,15 @@ async def bootstrap(container: IdContainer, credentials_path: Path) -> dict[str,
             continue
         try:
             _, secret = await container.clients.register_client(
-                client_id=dev.client_id, name=dev.name, kind=dev.kind, confidential=dev.confidential,
-                allowed_scopes=frozenset(dev.scopes), redirect_uris=list(dev.redirect_uris),
-                grant_types=list(dev.grant_types), actor="bootstrap", client_secret=secrets.get(dev.client_id),
+                client_id=dev.client_id,
+                name=dev.name,
+                kind=dev.kind,
+                confidential=dev.confidential,
+                allowed_scopes=frozenset(dev.scopes),
+                redirect_uris=list(dev.redirect_uris),
+                grant_types=list(dev.grant_types),
+                actor="bootstrap",
+                client_secret=secrets.get(dev.client_id),
             )
         except AlreadyExists:
             continue  # another process bootstrapped it concurrently
@@ -100,8 +150,6 @@ async def bootstrap(container: IdContainer, credentials_path: Path) -> dict[str,
             secrets[dev.client_id] = secret
     _save_secrets(credentials_path, secrets)
     for email, name, region in DEMO_USERS:
-        try:
+        with contextlib.suppress(AlreadyExists):
             await container.users.sign_up(email, DEMO_PASSWORD, name, region)
-        except AlreadyExists:
-            pass
     return secrets

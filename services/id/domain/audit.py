@@ -11,9 +11,9 @@ from libs.ids import new_ulid
 SIGNIN_SUCCEEDED = "signin.succeeded"
 SIGNIN_FAILED = "signin.failed"
 SIGNIN_THROTTLED = "signin.throttled"
-TOKEN_ISSUED = "token.issued"
-TOKEN_REVOKED = "token.revoked"
-TOKEN_REFRESH_REUSED = "token.refresh_reused"
+TOKEN_ISSUED = "token.issued"  # noqa: S105 - a protocol name, not a secret
+TOKEN_REVOKED = "token.revoked"  # noqa: S105 - a protocol name, not a secret
+TOKEN_REFRESH_REUSED = "token.refresh_reused"  # noqa: S105 - a protocol name, not a secret
 CONSENT_GRANTED = "consent.granted"
 CONSENT_REVOKED = "consent.revoked"
 KEY_ROTATED = "key.rotated"
@@ -49,5 +49,5 @@ def event(
     source: str = "",
     details: Mapping[str, str] | None = None,
 ) -> AuditEvent:
-    """A new audit event with a fresh id."""
+    """Return a new audit event with a fresh id."""
     return AuditEvent(new_ulid("aud_"), type_, subject, now, client_id, actor, source, dict(details or {}))

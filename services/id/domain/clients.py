@@ -27,8 +27,8 @@ class GrantType(enum.StrEnum):
 
     CLIENT_CREDENTIALS = "client_credentials"
     AUTHORIZATION_CODE = "authorization_code"
-    REFRESH_TOKEN = "refresh_token"
-    TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+    REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a protocol name, not a secret
+    TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a protocol name, not a secret
 
 
 # Grants that need a client secret: a public client cannot keep one.
@@ -65,7 +65,7 @@ def hash_secret(secret: str) -> str:
 
 
 def authenticate(client: Client | None, secret: str) -> Client:
-    """The client, if ``secret`` authenticates it (public clients present none)."""
+    """Return the client, if ``secret`` authenticates it (public clients present none)."""
     if client is None:
         raise Unauthenticated("client authentication failed", reason="INVALID_CLIENT")
     if client.confidential:

@@ -25,15 +25,17 @@ class Consent:
 
 
 def grant(existing: Consent | None, user_id: str, client_id: str, scopes: frozenset[str], now: datetime) -> Consent:
-    """The consent after the user agrees to ``scopes``: an active consent extends (never
-    shrinks), a revoked one starts over with only the new scopes."""
+    """Return the consent after the user agrees to ``scopes``.
+
+    An active consent extends (never shrinks); a revoked one starts over with only the new scopes.
+    """
     if existing is None or not existing.is_active:
         return Consent(user_id, client_id, scopes, granted_at=now, updated_at=now)
     return dataclasses.replace(existing, scopes=existing.scopes | scopes, updated_at=now)
 
 
 def revoke(consent: Consent, now: datetime) -> Consent:
-    """The withdrawn consent (unchanged when already withdrawn)."""
+    """Return the withdrawn consent (unchanged when already withdrawn)."""
     if not consent.is_active:
         return consent
     return dataclasses.replace(consent, revoked_at=now, updated_at=now)

@@ -25,8 +25,11 @@ class KeyStatus(enum.StrEnum):
 
 @dataclass(frozen=True)
 class SigningKey:
-    """A P-256 signing key. ``retiring_at`` is when it stopped signing; ``retired_at`` when
-    the last token it signed expires and it is unpublished."""
+    """A P-256 signing key.
+
+    ``retiring_at`` is when it stopped signing; ``retired_at`` when the last token it signed
+    expires and it is unpublished.
+    """
 
     kid: str
     private_pem: str
@@ -35,7 +38,7 @@ class SigningKey:
     retired_at: datetime | None = None
 
     def status(self, now: datetime) -> KeyStatus:
-        """The status at ``now``; derived from the timestamps so no job has to flip it."""
+        """Return the status at ``now``; derived from the timestamps so no job has to flip it."""
         if self.retiring_at is None:
             return KeyStatus.ACTIVE
         if self.retired_at is not None and now >= self.retired_at:
@@ -47,11 +50,11 @@ class SigningKey:
         return self.status(now) is not KeyStatus.RETIRED
 
     def private_key(self) -> ec.EllipticCurvePrivateKey:
-        """The private key object."""
+        """Return the private key object."""
         return _load_private(self.private_pem)
 
     def public_key(self) -> ec.EllipticCurvePublicKey:
-        """The public key object."""
+        """Return the public key object."""
         return self.private_key().public_key()
 
 
@@ -64,7 +67,7 @@ def _load_private(pem: str) -> ec.EllipticCurvePrivateKey:
 
 
 def generate(now: datetime) -> SigningKey:
-    """A new ACTIVE P-256 key."""
+    """Return a new ACTIVE P-256 key."""
     private = ec.generate_private_key(ec.SECP256R1())
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -73,8 +76,11 @@ def generate(now: datetime) -> SigningKey:
 
 
 def rotate(keys: list[SigningKey], now: datetime, max_token_ttl: timedelta) -> tuple[SigningKey, list[SigningKey]]:
-    """A new ACTIVE key and the keys that changed: the old active key starts RETIRING and
-    stays published until every token it may have signed has expired."""
+    """Return a new ACTIVE key and the keys that changed.
+
+    The old active key starts RETIRING and stays published until every token it may have
+    signed has expired.
+    """
     new = generate(now)
     changed = [
         dataclasses.replace(k, retiring_at=now, retired_at=now + max_token_ttl)
@@ -85,7 +91,7 @@ def rotate(keys: list[SigningKey], now: datetime, max_token_ttl: timedelta) -> t
 
 
 def active(keys: list[SigningKey], now: datetime) -> SigningKey | None:
-    """The newest ACTIVE key."""
+    """Return the newest ACTIVE key."""
     candidates = [k for k in keys if k.status(now) is KeyStatus.ACTIVE]
     return max(candidates, key=lambda k: (k.created_at, k.kid)) if candidates else None
 
@@ -95,7 +101,14 @@ def _b64(n: int) -> str:
 
 
 def public_jwk(key: SigningKey) -> dict[str, str]:
-    """The public key as a JWK (RFC 7518 section 6.2)."""
+    """Return the public key as a JWK (RFC 7518 section 6.2)."""
     numbers = key.public_key().public_numbers()
-    return {"kty": "EC", "crv": "P-256", "x": _b64(numbers.x), "y": _b64(numbers.y), "kid": key.kid,
-            "use": "sig", "alg": "ES256"}
+    return {
+        "kty": "EC",
+        "crv": "P-256",
+        "x": _b64(numbers.x),
+        "y": _b64(numbers.y),
+        "kid": key.kid,
+        "use": "sig",
+        "alg": "ES256",
+    }

@@ -37,7 +37,7 @@ class PasswordHasher:
         self._decoy = self._hasher.hash("furima-decoy-password")
 
     async def hash(self, password: str) -> str:
-        """The argon2id PHC string of ``password``."""
+        """Return the argon2id PHC string of ``password``."""
         return await asyncio.to_thread(self._hasher.hash, password)
 
     async def verify(self, password_hash: str | None, password: str) -> bool:

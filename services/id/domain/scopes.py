@@ -36,30 +36,32 @@ AUDIENCES: tuple[str, ...] = ("furima.id", "furima.payments", "furima.tns", "fur
 
 
 def parse_scopes(value: str) -> frozenset[str]:
-    """The set of scopes in a space-separated scope string (empty string → empty set)."""
+    """Return the set of scopes in a space-separated scope string (empty string → empty set)."""
     return frozenset(part for part in value.split(" ") if part)
 
 
 def format_scopes(scopes: Iterable[str]) -> str:
-    """A space-separated scope string in a stable (sorted) order."""
+    """Return a space-separated scope string in a stable (sorted) order."""
     return " ".join(sorted(set(scopes)))
 
 
 def unknown_scopes(scopes: Iterable[str]) -> frozenset[str]:
-    """The scopes that are not in the catalogue."""
+    """Return the scopes that are not in the catalogue."""
     return frozenset(scopes) - ALL_SCOPES
 
 
 def narrow(requested: frozenset[str], allowed: frozenset[str]) -> frozenset[str] | None:
-    """``requested`` if it is a subset of ``allowed`` (empty request → all allowed), else None."""
+    """Return ``requested`` if it is a subset of ``allowed`` (empty request → all allowed), else None."""
     if not requested:
         return allowed
     return requested if requested <= allowed else None
 
 
 def resolve_audience(requested: Iterable[str], allowed: Iterable[str] = AUDIENCES) -> tuple[str, ...] | None:
-    """The token's audience list: the requested subset of ``allowed`` (empty → all), or None
-    when something outside ``allowed`` was asked for."""
+    """Return the token's audience list: the requested subset of ``allowed`` (empty → all).
+
+    None when something outside ``allowed`` was asked for.
+    """
     wanted = [a for a in requested if a]
     allowed_list = list(allowed)
     if not wanted:

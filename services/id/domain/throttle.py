@@ -58,7 +58,7 @@ def check(state: ThrottleState, now: datetime) -> None:
 
 
 def record_failure(state: ThrottleState, policy: ThrottlePolicy, now: datetime) -> ThrottleState:
-    """The state after one more failure."""
+    """Return the state after one more failure."""
     failures = state.failures
     if state.last_failure_at is not None and now - state.last_failure_at > policy.forget_after:
         failures = 0
@@ -69,15 +69,15 @@ def record_failure(state: ThrottleState, policy: ThrottlePolicy, now: datetime) 
 
 
 def record_success(state: ThrottleState) -> ThrottleState:
-    """The state after a successful sign-in: clean."""
+    """Return the state after a successful sign-in: clean."""
     return ThrottleState(state.key)
 
 
 def account_key(email: str) -> str:
-    """The throttle key of an account (by normalised e-mail, known or not)."""
+    """Return the throttle key of an account (by normalised e-mail, known or not)."""
     return f"account:{email}"
 
 
 def source_key(source: str) -> str:
-    """The throttle key of a source address."""
+    """Return the throttle key of a source address."""
     return f"source:{source}"

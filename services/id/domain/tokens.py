@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from libs.ids import new_ulid, new_secret
+from libs.ids import new_secret, new_ulid
 from services.id.domain.scopes import format_scopes
 
-ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105 - a protocol name, not a secret
 JWT_TYP = "at+jwt"
 ALGORITHM = "ES256"
 
@@ -22,7 +22,7 @@ def hash_token(token: str) -> str:
 
 
 def new_opaque_token() -> str:
-    """A fresh 256-bit opaque token (refresh token, authorization code, client secret)."""
+    """Return a fresh 256-bit opaque token (refresh token, authorization code, client secret)."""
     return new_secret(32)
 
 
@@ -42,7 +42,7 @@ class AccessClaims:
     actor: dict[str, Any] | None = None
 
     def to_payload(self) -> dict[str, Any]:
-        """The JWT payload: times as integer seconds, ``aud`` always a list."""
+        """Return the JWT payload: times as integer seconds, ``aud`` always a list."""
         payload: dict[str, Any] = {
             "iss": self.issuer,
             "sub": self.subject,
@@ -75,12 +75,13 @@ def access_claims(
 ) -> AccessClaims:
     """Claims for a new access token; ``now`` is truncated to whole seconds like the JWT."""
     issued = now.replace(microsecond=0)
-    return AccessClaims(issuer, subject, audience, client_id, scopes, issued, issued + ttl, new_ulid("at_"),
-                        session_id, actor)
+    return AccessClaims(
+        issuer, subject, audience, client_id, scopes, issued, issued + ttl, new_ulid("at_"), session_id, actor
+    )
 
 
 def exchange_actor(acting_client: str, subject_actor: dict[str, Any] | None) -> dict[str, Any]:
-    """The ``act`` claim of an exchanged token; an earlier actor nests (RFC 8693 4.1)."""
+    """Return the ``act`` claim of an exchanged token; an earlier actor nests (RFC 8693 4.1)."""
     actor: dict[str, Any] = {"sub": acting_client}
     if subject_actor:
         actor["act"] = subject_actor
@@ -125,8 +126,11 @@ class RefreshVerdict(enum.Enum):
 
 
 def judge_refresh(token: RefreshToken, family: TokenFamily, now: datetime) -> RefreshVerdict:
-    """Classify a presented refresh token. A spent one is reuse: either the client or an
-    attacker holds a stolen copy, and we cannot tell which, so the family must die."""
+    """Classify a presented refresh token.
+
+    A spent one is reuse: either the client or an attacker holds a stolen copy, and we
+    cannot tell which, so the family must die.
+    """
     if family.revoked_at is not None or token.revoked_at is not None:
         return RefreshVerdict.REVOKED
     if token.used_at is not None:
@@ -137,5 +141,5 @@ def judge_refresh(token: RefreshToken, family: TokenFamily, now: datetime) -> Re
 
 
 def new_family_id() -> str:
-    """A new refresh-token family (session) id."""
+    """Return a new refresh-token family (session) id."""
     return new_ulid("fam_")

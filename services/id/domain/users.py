@@ -48,7 +48,7 @@ class User:
 
 
 def normalise_email(email: str) -> str:
-    """The canonical form of an address: trimmed and lower-cased (uniqueness is on it)."""
+    """Return the canonical form of an address: trimmed and lower-cased (uniqueness is on it)."""
     return email.strip().lower()
 
 
@@ -68,14 +68,14 @@ def validate_sign_up(violations: Violations, email: str, password: str, display_
 
 
 def suspend(user: User, reason: str, now: datetime) -> User:
-    """The suspended user (unchanged when already suspended, so suspension is idempotent)."""
+    """Return the suspended user (unchanged when already suspended, so suspension is idempotent)."""
     if user.is_suspended:
         return user
     return dataclasses.replace(user, status=UserStatus.SUSPENDED, suspended_at=now, suspension_reason=reason)
 
 
 def reinstate(user: User) -> User:
-    """The active user (unchanged when already active)."""
+    """Return the active user (unchanged when already active)."""
     if not user.is_suspended:
         return user
     return dataclasses.replace(user, status=UserStatus.ACTIVE, suspended_at=None, suspension_reason="")

@@ -12,7 +12,7 @@ from services.id.domain.users import User
 
 
 def timestamp(value: datetime) -> Timestamp:
-    """A protobuf Timestamp of an aware datetime."""
+    """Return a protobuf Timestamp of an aware datetime."""
     ts = Timestamp()
     ts.FromDatetime(value)
     return ts
@@ -26,8 +26,9 @@ def user_signed_up(user: User) -> events_pb2.UserSignedUp:
 def user_suspended(user: User) -> events_pb2.UserSuspended:
     """UserSuspended for a user just suspended."""
     assert user.suspended_at is not None
-    return events_pb2.UserSuspended(user_id=user.id, reason=user.suspension_reason,
-                                    suspended_at=timestamp(user.suspended_at))
+    return events_pb2.UserSuspended(
+        user_id=user.id, reason=user.suspension_reason, suspended_at=timestamp(user.suspended_at)
+    )
 
 
 def user_reinstated(user_id: str, now: datetime) -> events_pb2.UserReinstated:
@@ -40,17 +41,23 @@ def token_revoked(jti: str, subject: str, expires_at: datetime) -> events_pb2.To
     return events_pb2.TokenRevoked(jti=jti, subject=subject, expires_at=timestamp(expires_at))
 
 
-def family_revoked(family_id: str, subject: str, client_id: str, reason: str,
-                   now: datetime) -> events_pb2.TokenFamilyRevoked:
+def family_revoked(
+    family_id: str, subject: str, client_id: str, reason: str, now: datetime
+) -> events_pb2.TokenFamilyRevoked:
     """TokenFamilyRevoked for a whole session."""
-    return events_pb2.TokenFamilyRevoked(family_id=family_id, subject=subject, client_id=client_id, reason=reason,
-                                         revoked_at=timestamp(now))
+    return events_pb2.TokenFamilyRevoked(
+        family_id=family_id, subject=subject, client_id=client_id, reason=reason, revoked_at=timestamp(now)
+    )
 
 
 def consent_granted(consent: Consent) -> events_pb2.ConsentGranted:
     """ConsentGranted with the consent's full scope set."""
-    return events_pb2.ConsentGranted(user_id=consent.user_id, client_id=consent.client_id,
-                                     scopes=sorted(consent.scopes), granted_at=timestamp(consent.updated_at))
+    return events_pb2.ConsentGranted(
+        user_id=consent.user_id,
+        client_id=consent.client_id,
+        scopes=sorted(consent.scopes),
+        granted_at=timestamp(consent.updated_at),
+    )
 
 
 def consent_revoked(user_id: str, client_id: str, now: datetime) -> events_pb2.ConsentRevoked:

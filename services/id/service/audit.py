@@ -13,9 +13,10 @@ class AuditService:
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
 
-    async def list_events(self, *, page_size: int, page_token: str = "", subject: str = "",
-                          type_: str = "") -> tuple[list[AuditEvent], str]:
-        """A page of events, optionally about one subject or of one type."""
+    async def list_events(
+        self, *, page_size: int, page_token: str = "", subject: str = "", type_: str = ""
+    ) -> tuple[list[AuditEvent], str]:
+        """Return a page of events, optionally about one subject or of one type."""
         async with self._rt.db.read() as conn:
             items = await audit_repo.page(conn, before=page_token, limit=page_size + 1, subject=subject, type_=type_)
         more = len(items) > page_size

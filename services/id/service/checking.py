@@ -53,8 +53,10 @@ class AccessTokenChecker:
         self._keyring = keyring
 
     async def decode(self, token: str, *, verify_exp: bool = True) -> VerifiedAccess | None:
-        """The token's claims if we signed it (and, unless told otherwise, it is still
-        valid); None for anything else — callers treat unknown tokens as inactive."""
+        """Return the token's claims if we signed it and (unless told otherwise) it is valid.
+
+        None for anything else: callers treat unknown tokens as inactive.
+        """
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -67,10 +69,19 @@ class AccessTokenChecker:
             return None
         try:
             claims = jwt.decode(
-                token, key, algorithms=[ALGORITHM], issuer=self._rt.config.issuer, leeway=LEEWAY_SECONDS,
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                issuer=self._rt.config.issuer,
+                leeway=LEEWAY_SECONDS,
                 # Lifetime is checked below against the injected clock, not PyJWT's wall clock.
-                options={"verify_aud": False, "verify_exp": False, "verify_nbf": False, "verify_iat": False,
-                         "require": ["exp", "iat", "sub", "jti", "iss", "client_id"]},
+                options={
+                    "verify_aud": False,
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "require": ["exp", "iat", "sub", "jti", "iss", "client_id"],
+                },
             )
         except jwt.PyJWTError:
             return None
@@ -98,8 +109,11 @@ class AccessTokenChecker:
         )
 
     async def is_revoked(self, conn: AsyncConnection, token: VerifiedAccess) -> bool:
-        """Whether something since issuance withdrew the token: its jti, its user's
-        suspension, its session (family), or the user's consent to its client."""
+        """Whether something since issuance withdrew the token.
+
+        That is its jti, its user's suspension, its session (family), or the user's consent
+        to its client.
+        """
         if await token_repo.is_access_revoked(conn, token.jti):
             return True
         if token.session_id:
@@ -116,7 +130,7 @@ class AccessTokenChecker:
         return False
 
     async def check(self, token: str) -> VerifiedAccess | None:
-        """The token's claims if it is active right now, else None."""
+        """Return the token's claims if it is active right now, else None."""
         verified = await self.decode(token)
         if verified is None:
             return None

@@ -31,12 +31,22 @@ class ClientService:
         actor: str,
         client_secret: str | None = None,
     ) -> tuple[Client, str]:
-        """Register a client; returns it and its secret (empty for a public client). The
-        secret is stored hashed and never shown again. ``client_secret`` lets the dev
-        bootstrap re-register with a secret it kept."""
+        """Register a client; return it and its secret (empty for a public client).
+
+        The secret is stored hashed and never shown again. ``client_secret`` lets the dev
+        bootstrap re-register with a secret it kept.
+        """
         violations = Violations()
-        validate_registration(violations, client_id=client_id, name=name, kind=kind, confidential=confidential,
-                              allowed_scopes=allowed_scopes, redirect_uris=redirect_uris, grant_types=grant_types)
+        validate_registration(
+            violations,
+            client_id=client_id,
+            name=name,
+            kind=kind,
+            confidential=confidential,
+            allowed_scopes=allowed_scopes,
+            redirect_uris=redirect_uris,
+            grant_types=grant_types,
+        )
         violations.raise_if_any("the client registration has invalid fields")
         assert kind is not None
         now = self._rt.clock.now()
@@ -54,13 +64,21 @@ class ClientService:
         )
         async with self._rt.db.transaction() as tx:
             await client_repo.add(tx.conn, client)
-            await record(tx, audit.event(audit.CLIENT_REGISTERED, client.client_id, now, client_id=client.client_id,
-                                         actor=actor, details={"kind": kind.value,
-                                                               "scope": format_scopes(allowed_scopes)}))
+            await record(
+                tx,
+                audit.event(
+                    audit.CLIENT_REGISTERED,
+                    client.client_id,
+                    now,
+                    client_id=client.client_id,
+                    actor=actor,
+                    details={"kind": kind.value, "scope": format_scopes(allowed_scopes)},
+                ),
+            )
         return client, secret
 
     async def get_client(self, client_id: str) -> Client:
-        """The client, or NOT_FOUND."""
+        """Return the client, or NOT_FOUND."""
         async with self._rt.db.read() as conn:
             client = await client_repo.get(conn, client_id)
         if client is None:

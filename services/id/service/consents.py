@@ -26,7 +26,7 @@ class ConsentService:
         self._rt = rt
 
     async def list_consents(self, caller: Caller, *, page_size: int, page_token: str = "") -> tuple[list[Consent], str]:
-        """The caller's active consents, by client id; returns ``(page, next_page_token)``."""
+        """Return the caller's active consents, by client id; returns ``(page, next_page_token)``."""
         user_id = _require_user(caller)
         async with self._rt.db.read() as conn:
             items = await consent_repo.active_for_user(conn, user_id, page_token, page_size + 1)
@@ -35,8 +35,10 @@ class ConsentService:
         return items, (items[-1].client_id if more else "")
 
     async def revoke_consent(self, caller: Caller, client_id: str) -> None:
-        """Withdraw the caller's consent to ``client_id`` and end the client's sessions for
-        them (idempotent: an already withdrawn consent changes nothing)."""
+        """Withdraw the caller's consent to ``client_id`` and end the client's sessions for them.
+
+        Idempotent: an already withdrawn consent changes nothing.
+        """
         user_id = _require_user(caller)
         async with self._rt.db.transaction() as tx:
             consent = await consent_repo.get(tx.conn, user_id, client_id)

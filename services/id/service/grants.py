@@ -65,7 +65,9 @@ class Grants:
         try:
             grant = GrantType(req.grant_type)
         except ValueError:
-            raise InvalidArgument(f"unsupported grant_type {req.grant_type!r}", reason="UNSUPPORTED_GRANT_TYPE") from None
+            raise InvalidArgument(
+                f"unsupported grant_type {req.grant_type!r}", reason="UNSUPPORTED_GRANT_TYPE"
+            ) from None
         async with self._rt.db.read() as conn:
             client = authenticate(await client_repo.get(conn, req.client_id), req.client_secret)
         require_grant(client, grant)
@@ -85,9 +87,15 @@ class Grants:
             raise _invalid_scope()
         audience = _audience(req.audience)
         async with self._rt.db.transaction() as tx:
-            token, ttl = await self._issuer.access_token(tx, subject=client.client_id, client_id=client.client_id,
-                                                         scopes=scopes, audience=audience, grant=req.grant_type,
-                                                         source=source)
+            token, ttl = await self._issuer.access_token(
+                tx,
+                subject=client.client_id,
+                client_id=client.client_id,
+                scopes=scopes,
+                audience=audience,
+                grant=req.grant_type,
+                source=source,
+            )
         return TokenSet(token, ttl, format_scopes(scopes))
 
     async def _authorization_code(self, client: Client, req: TokenRequest, source: str) -> TokenSet:
@@ -123,12 +131,20 @@ class Grants:
                 if consent is None or not consent.is_active or not code.scopes <= consent.scopes:
                     raise _invalid_grant("the user's consent was withdrawn")
                 family_id, refresh = await self._issuer.start_session(
-                    tx, user_id=user.id, client_id=client.client_id, scopes=code.scopes, audience=audience)
+                    tx, user_id=user.id, client_id=client.client_id, scopes=code.scopes, audience=audience
+                )
                 if not await token_repo.mark_code_used(tx.conn, code.code_hash, now, family_id):
                     raise _invalid_grant("the authorization code was already used")
                 access, ttl = await self._issuer.access_token(
-                    tx, subject=user.id, client_id=client.client_id, scopes=code.scopes, audience=audience,
-                    session_id=family_id, grant=req.grant_type, source=source)
+                    tx,
+                    subject=user.id,
+                    client_id=client.client_id,
+                    scopes=code.scopes,
+                    audience=audience,
+                    session_id=family_id,
+                    grant=req.grant_type,
+                    source=source,
+                )
                 result = TokenSet(access, ttl, format_scopes(code.scopes), refresh_token=refresh)
         if failure is not None or result is None:
             raise failure or _invalid_grant("the authorization code is invalid")
@@ -158,12 +174,25 @@ class Grants:
                     verdict = RefreshVerdict.REUSED  # lost a race with another use of the same token
                 else:
                     access, ttl = await self._issuer.access_token(
-                        tx, subject=old.user_id, client_id=client.client_id, scopes=scopes, audience=audience,
-                        session_id=family.id, grant=req.grant_type, source=source)
+                        tx,
+                        subject=old.user_id,
+                        client_id=client.client_id,
+                        scopes=scopes,
+                        audience=audience,
+                        session_id=family.id,
+                        grant=req.grant_type,
+                        source=source,
+                    )
                     result = TokenSet(access, ttl, format_scopes(scopes), refresh_token=new)
             if verdict is RefreshVerdict.REUSED:
-                await revoke_family(self._rt, tx, family, reason="refresh_token_reused", actor=client.client_id,
-                                    audit_type=audit.TOKEN_REFRESH_REUSED)
+                await revoke_family(
+                    self._rt,
+                    tx,
+                    family,
+                    reason="refresh_token_reused",
+                    actor=client.client_id,
+                    audit_type=audit.TOKEN_REFRESH_REUSED,
+                )
                 failure = _invalid_grant("the refresh token was already used; the session is revoked")
             elif verdict is not RefreshVerdict.VALID:
                 failure = _invalid_grant(f"the refresh token is {verdict.value}")
@@ -190,7 +219,14 @@ class Grants:
         audience = _audience(req.audience, subject.audience)
         async with self._rt.db.transaction() as tx:
             token, ttl = await self._issuer.access_token(
-                tx, subject=subject.subject, client_id=client.client_id, scopes=scopes, audience=audience,
-                session_id=subject.session_id, actor=exchange_actor(client.client_id, subject.actor),
-                grant=req.grant_type, source=source)
+                tx,
+                subject=subject.subject,
+                client_id=client.client_id,
+                scopes=scopes,
+                audience=audience,
+                session_id=subject.session_id,
+                actor=exchange_actor(client.client_id, subject.actor),
+                grant=req.grant_type,
+                source=source,
+            )
         return TokenSet(token, ttl, format_scopes(scopes), issued_token_type=ACCESS_TOKEN_TYPE)

@@ -31,7 +31,7 @@ class TokenSet:
     scope: str
     refresh_token: str = ""
     issued_token_type: str = ""
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - a protocol name, not a secret
 
 
 class TokenIssuer:
@@ -54,25 +54,42 @@ class TokenIssuer:
         grant: str,
         source: str = "",
     ) -> tuple[str, int]:
-        """A signed access token and its lifetime in seconds; audited as ``token.issued``."""
+        """Return a signed access token and its lifetime in seconds; audited as ``token.issued``."""
         now = self._rt.clock.now()
         ttl = self._rt.config.access_token_ttl
-        claims = access_claims(issuer=self._rt.config.issuer, subject=subject, audience=audience,
-                               client_id=client_id, scopes=scopes, now=now, ttl=ttl, session_id=session_id,
-                               actor=actor)
+        claims = access_claims(
+            issuer=self._rt.config.issuer,
+            subject=subject,
+            audience=audience,
+            client_id=client_id,
+            scopes=scopes,
+            now=now,
+            ttl=ttl,
+            session_id=session_id,
+            actor=actor,
+        )
         token = await self._keyring.sign(claims.to_payload())
         details = {"jti": claims.jti, "grant": grant, "scope": format_scopes(scopes)}
         if actor:
             details["act"] = str(actor.get("sub", ""))
-        await record(tx, audit.event(audit.TOKEN_ISSUED, subject, now, client_id=client_id,
-                                     actor=str(actor["sub"]) if actor else subject, source=source,
-                                     details=details))
+        await record(
+            tx,
+            audit.event(
+                audit.TOKEN_ISSUED,
+                subject,
+                now,
+                client_id=client_id,
+                actor=str(actor["sub"]) if actor else subject,
+                source=source,
+                details=details,
+            ),
+        )
         return token, int(ttl.total_seconds())
 
     async def start_session(
         self, tx: Transaction, *, user_id: str, client_id: str, scopes: frozenset[str], audience: tuple[str, ...]
     ) -> tuple[str, str]:
-        """A new refresh-token family and its first refresh token: ``(family_id, token)``."""
+        """Return a new refresh-token family and its first refresh token: ``(family_id, token)``."""
         now = self._rt.clock.now()
         family = TokenFamily(new_family_id(), user_id, client_id, now)
         await token_repo.add_family(tx.conn, family)
@@ -80,7 +97,7 @@ class TokenIssuer:
         return family.id, token
 
     async def rotate(self, tx: Transaction, old: RefreshToken) -> str | None:
-        """The successor of ``old`` in its family, or None if ``old`` was spent concurrently."""
+        """Return the successor of ``old`` in its family, or None if ``old`` was spent concurrently."""
         now = self._rt.clock.now()
         token = new_opaque_token()
         if not await token_repo.mark_refresh_used(tx.conn, old.token_hash, now, hash_token(token)):
@@ -88,16 +105,41 @@ class TokenIssuer:
         await self._store_refresh(tx, token, old.family_id, old.user_id, old.client_id, old.scopes, old.audience, now)
         return token
 
-    async def _add_refresh(self, tx: Transaction, family_id: str, user_id: str, client_id: str,
-                           scopes: frozenset[str], audience: tuple[str, ...], now: datetime) -> str:
+    async def _add_refresh(
+        self,
+        tx: Transaction,
+        family_id: str,
+        user_id: str,
+        client_id: str,
+        scopes: frozenset[str],
+        audience: tuple[str, ...],
+        now: datetime,
+    ) -> str:
         token = new_opaque_token()
         await self._store_refresh(tx, token, family_id, user_id, client_id, scopes, audience, now)
         return token
 
-    async def _store_refresh(self, tx: Transaction, token: str, family_id: str, user_id: str, client_id: str,
-                             scopes: frozenset[str], audience: tuple[str, ...], now: datetime) -> None:
+    async def _store_refresh(
+        self,
+        tx: Transaction,
+        token: str,
+        family_id: str,
+        user_id: str,
+        client_id: str,
+        scopes: frozenset[str],
+        audience: tuple[str, ...],
+        now: datetime,
+    ) -> None:
         await token_repo.add_refresh(
             tx.conn,
-            RefreshToken(hash_token(token), family_id, user_id, client_id, scopes, audience, now,
-                         now + self._rt.config.refresh_token_ttl),
+            RefreshToken(
+                hash_token(token),
+                family_id,
+                user_id,
+                client_id,
+                scopes,
+                audience,
+                now,
+                now + self._rt.config.refresh_token_ttl,
+            ),
         )

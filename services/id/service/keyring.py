@@ -40,7 +40,7 @@ class KeyRing:
         return self._keys
 
     async def ensure_active(self) -> SigningKey:
-        """The ACTIVE key, creating the first one when the ring is empty."""
+        """Return the ACTIVE key, creating the first one when the ring is empty."""
         await self.reload()
         now = self._rt.clock.now()
         current = keys.active(self._keys, now)
@@ -65,8 +65,12 @@ class KeyRing:
             for key in changed:
                 await key_repo.save(tx.conn, key, now)
             await key_repo.add(tx.conn, new, now)
-            await record(tx, audit.event(audit.KEY_ROTATED, new.kid, now, actor=actor,
-                                         details={"previous": ",".join(k.kid for k in changed)}))
+            await record(
+                tx,
+                audit.event(
+                    audit.KEY_ROTATED, new.kid, now, actor=actor, details={"previous": ",".join(k.kid for k in changed)}
+                ),
+            )
         await self.reload()
         return new
 
@@ -76,16 +80,16 @@ class KeyRing:
         return list(self._keys)
 
     async def published(self) -> list[SigningKey]:
-        """The ACTIVE and RETIRING keys: what verifiers may need."""
+        """Return the ACTIVE and RETIRING keys: what verifiers may need."""
         now = self._rt.clock.now()
         return [k for k in await self._fresh() if k.is_published(now)]
 
     async def jwks(self) -> list[dict[str, str]]:
-        """The published keys as JWKs."""
+        """Return the published keys as JWKs."""
         return [keys.public_jwk(k) for k in await self.published()]
 
     async def public_key(self, kid: str) -> EllipticCurvePublicKey | None:
-        """The public key of a published ``kid`` (`libs.auth.KeyResolver`)."""
+        """Return the public key of a published ``kid`` (`libs.auth.KeyResolver`)."""
         now = self._rt.clock.now()
         key = self._find(kid)
         if key is None and time.monotonic() - self._loaded_at > _MISS_INTERVAL:
@@ -99,7 +103,7 @@ class KeyRing:
         return next((k for k in self._keys if k.kid == kid), None)
 
     async def sign(self, payload: dict[str, Any]) -> str:
-        """A compact JWS of ``payload`` with the ACTIVE key."""
+        """Return a compact JWS of ``payload`` with the ACTIVE key."""
         key = keys.active(await self._fresh(), self._rt.clock.now())
         if key is None:
             key = await self.ensure_active()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from libs.errors import InvalidArgument, PermissionDenied, Violations
 from services.id.domain import audit, pkce
 from services.id.domain import consent as consent_rules
@@ -36,7 +37,7 @@ class Introspection:
     """RFC 7662 answer: ``token`` is None when the token is not active."""
 
     token: VerifiedAccess | None
-    token_type: str = "access_token"
+    token_type: str = "access_token"  # noqa: S105 - a protocol name, not a secret
 
 
 class OAuthService:
@@ -47,8 +48,17 @@ class OAuthService:
         self._checker = checker
         self._keyring = keyring
 
-    async def authorize(self, caller: Caller, *, client_id: str, redirect_uri: str, scope: str, state: str = "",
-                        code_challenge: str = "", code_challenge_method: str = "") -> AuthorizationGrant:
+    async def authorize(
+        self,
+        caller: Caller,
+        *,
+        client_id: str,
+        redirect_uri: str,
+        scope: str,
+        state: str = "",
+        code_challenge: str = "",
+        code_challenge_method: str = "",
+    ) -> AuthorizationGrant:
         """Record the signed-in user's consent to the client's scopes; return a single-use code."""
         if not caller.is_user:
             raise PermissionDenied("only a signed-in user can authorize a client", reason="USER_REQUIRED")
@@ -82,12 +92,33 @@ class OAuthService:
             consent = consent_rules.grant(existing, caller.subject, client.client_id, scopes, now)
             await consent_repo.save(tx.conn, consent, exists=existing is not None)
             await self._rt.outbox.append(tx, caller.subject, consent_granted(consent))
-            await record(tx, audit.event(audit.CONSENT_GRANTED, caller.subject, now, client_id=client.client_id,
-                                         actor=caller.subject, details={"scope": format_scopes(scopes)}))
+            await record(
+                tx,
+                audit.event(
+                    audit.CONSENT_GRANTED,
+                    caller.subject,
+                    now,
+                    client_id=client.client_id,
+                    actor=caller.subject,
+                    details={"scope": format_scopes(scopes)},
+                ),
+            )
             ttl = self._rt.config.auth_code_ttl
-            await token_repo.add_code(tx.conn, StoredCode(
-                hash_token(code), client.client_id, caller.subject, redirect_uri, scopes, code_challenge or None,
-                now, now + ttl, None, None))
+            await token_repo.add_code(
+                tx.conn,
+                StoredCode(
+                    hash_token(code),
+                    client.client_id,
+                    caller.subject,
+                    redirect_uri,
+                    scopes,
+                    code_challenge or None,
+                    now,
+                    now + ttl,
+                    None,
+                    None,
+                ),
+            )
         return AuthorizationGrant(code, state, redirect_uri, int(ttl.total_seconds()), format_scopes(scopes))
 
     async def revoke(self, *, token: str, client_id: str, client_secret: str = "", token_type_hint: str = "") -> None:
@@ -97,10 +128,14 @@ class OAuthService:
         if not token:
             raise InvalidArgument("token is required", [], reason="INVALID_REQUEST")
         # The hint only orders the attempts; both kinds are tried (RFC 7009 section 2.1).
-        if token_type_hint == "access_token":
-            done = await self._revoke_access(token, client.client_id) or await self._revoke_refresh(token, client.client_id)
+        if token_type_hint == "access_token":  # noqa: S105 - a hint value, not a secret
+            done = await self._revoke_access(token, client.client_id) or await self._revoke_refresh(
+                token, client.client_id
+            )
         else:
-            done = await self._revoke_refresh(token, client.client_id) or await self._revoke_access(token, client.client_id)
+            done = await self._revoke_refresh(token, client.client_id) or await self._revoke_access(
+                token, client.client_id
+            )
         # Success either way: revocation must not reveal whether a token existed.
         del done
 
@@ -123,17 +158,30 @@ class OAuthService:
         async with self._rt.db.transaction() as tx:
             now = self._rt.clock.now()
             if await token_repo.revoke_access(tx.conn, verified.jti, verified.subject, verified.expires_at, now):
-                await self._rt.outbox.append(tx, verified.subject,
-                                             token_revoked(verified.jti, verified.subject, verified.expires_at))
-                await record(tx, audit.event(audit.TOKEN_REVOKED, verified.subject, now, client_id=client_id,
-                                             actor=client_id, details={"jti": verified.jti}))
+                await self._rt.outbox.append(
+                    tx, verified.subject, token_revoked(verified.jti, verified.subject, verified.expires_at)
+                )
+                await record(
+                    tx,
+                    audit.event(
+                        audit.TOKEN_REVOKED,
+                        verified.subject,
+                        now,
+                        client_id=client_id,
+                        actor=client_id,
+                        details={"jti": verified.jti},
+                    ),
+                )
         return True
 
     async def introspect(self, token: str) -> Introspection:
-        """RFC 7662: whether ``token`` is active, and its claims when it is. Never fails on
-        a bad token. Refresh tokens are opaque to resource servers and reported inactive."""
+        """RFC 7662: whether ``token`` is active, and its claims when it is.
+
+        Never fails on a bad token. Refresh tokens are opaque to resource servers and
+        reported inactive.
+        """
         return Introspection(await self._checker.check(token))
 
     async def jwks(self) -> list[dict[str, str]]:
-        """The published signing keys (ACTIVE and RETIRING) as JWKs."""
+        """Return the published signing keys (ACTIVE and RETIRING) as JWKs."""
         return await self._keyring.jwks()

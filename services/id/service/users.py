@@ -36,16 +36,24 @@ class UserService:
         rules.validate_sign_up(violations, email, password, display_name, region)
         violations.raise_if_any("the sign-up request has invalid fields")
         now = self._rt.clock.now()
-        user = User(id=new_ulid("usr_"), email=rules.normalise_email(email), password_hash=await self._hasher.hash(password),
-                    display_name=display_name.strip(), region=region.upper(), status=UserStatus.ACTIVE, created_at=now)
+        user = User(
+            id=new_ulid("usr_"),
+            email=rules.normalise_email(email),
+            password_hash=await self._hasher.hash(password),
+            display_name=display_name.strip(),
+            region=region.upper(),
+            status=UserStatus.ACTIVE,
+            created_at=now,
+        )
         async with self._rt.db.transaction() as tx:
             await user_repo.add(tx.conn, user)
             await self._rt.outbox.append(tx, user.id, user_signed_up(user))
             await record(tx, audit.event(audit.USER_SIGNED_UP, user.id, now, actor=user.id))
         return user
 
-    async def sign_in(self, email: str, password: str, *, client_id: str = "", scope: str = "",
-                      source: str = "") -> tuple[User, TokenSet]:
+    async def sign_in(
+        self, email: str, password: str, *, client_id: str = "", scope: str = "", source: str = ""
+    ) -> tuple[User, TokenSet]:
         """Check a password and open a session for a first-party app, with throttling."""
         email = rules.normalise_email(email)
         client_id = client_id or self._rt.config.default_client_id
@@ -76,12 +84,30 @@ class UserService:
             if new_hash:
                 await user_repo.save_password_hash(tx.conn, user.id, new_hash)
             family_id, refresh = await self._issuer.start_session(
-                tx, user_id=user.id, client_id=client_id, scopes=scopes, audience=AUDIENCES)
+                tx, user_id=user.id, client_id=client_id, scopes=scopes, audience=AUDIENCES
+            )
             access, expires_in = await self._issuer.access_token(
-                tx, subject=user.id, client_id=client_id, scopes=scopes, audience=AUDIENCES,
-                session_id=family_id, grant="password", source=source)
-            await record(tx, audit.event(audit.SIGNIN_SUCCEEDED, user.id, now, client_id=client_id,
-                                         actor=user.id, source=source, details={"session": family_id}))
+                tx,
+                subject=user.id,
+                client_id=client_id,
+                scopes=scopes,
+                audience=AUDIENCES,
+                session_id=family_id,
+                grant="password",
+                source=source,
+            )
+            await record(
+                tx,
+                audit.event(
+                    audit.SIGNIN_SUCCEEDED,
+                    user.id,
+                    now,
+                    client_id=client_id,
+                    actor=user.id,
+                    source=source,
+                    details={"session": family_id},
+                ),
+            )
         return user, TokenSet(access, expires_in, format_scopes(scopes), refresh_token=refresh)
 
     async def _check_throttle(self, keys: list[str], email: str, client_id: str, source: str) -> None:
@@ -93,8 +119,18 @@ class UserService:
                     throttle.check(await throttle_repo.get(tx.conn, key), now)
                 except DomainError as exc:
                     refused = exc
-                    await record(tx, audit.event(audit.SIGNIN_THROTTLED, email, now, client_id=client_id,
-                                                 actor="anonymous", source=source, details={"key": key.split(":")[0]}))
+                    await record(
+                        tx,
+                        audit.event(
+                            audit.SIGNIN_THROTTLED,
+                            email,
+                            now,
+                            client_id=client_id,
+                            actor="anonymous",
+                            source=source,
+                            details={"key": key.split(":")[0]},
+                        ),
+                    )
                     break
         # Raised after the commit so the audit event survives the refusal.
         if refused is not None:
@@ -107,11 +143,12 @@ class UserService:
                 policy = throttle.ACCOUNT_POLICY if key.startswith("account:") else throttle.SOURCE_POLICY
                 state = throttle.record_failure(await throttle_repo.get(tx.conn, key), policy, now)
                 await throttle_repo.save(tx.conn, state)
-            await record(tx, audit.event(audit.SIGNIN_FAILED, email, now, client_id=client_id,
-                                         actor="anonymous", source=source))
+            await record(
+                tx, audit.event(audit.SIGNIN_FAILED, email, now, client_id=client_id, actor="anonymous", source=source)
+            )
 
     async def get_user(self, caller: Caller, user_id: str) -> User:
-        """A user may read themselves; "id.users.read" reads anyone."""
+        """Return a user: the caller themselves, or anyone with "id.users.read"."""
         if caller.subject != user_id and not caller.has_scope("id.users.read"):
             raise PermissionDenied("a user may only read their own record", reason="NOT_OWNER")
         async with self._rt.db.read() as conn:
@@ -130,8 +167,17 @@ class UserService:
             user = rules.suspend(user, reason, now)
             await user_repo.save_status(tx.conn, user)
             await self._rt.outbox.append(tx, user.id, user_suspended(user))
-            await record(tx, audit.event(audit.USER_SUSPENDED, user.id, now, client_id=caller.client_id,
-                                         actor=caller.subject, details={"reason": reason}))
+            await record(
+                tx,
+                audit.event(
+                    audit.USER_SUSPENDED,
+                    user.id,
+                    now,
+                    client_id=caller.client_id,
+                    actor=caller.subject,
+                    details={"reason": reason},
+                ),
+            )
         return user
 
     async def reinstate_user(self, caller: Caller, user_id: str, reason: str = "") -> User:
@@ -144,8 +190,17 @@ class UserService:
             user = rules.reinstate(user)
             await user_repo.save_status(tx.conn, user)
             await self._rt.outbox.append(tx, user.id, user_reinstated(user.id, now))
-            await record(tx, audit.event(audit.USER_REINSTATED, user.id, now, client_id=caller.client_id,
-                                         actor=caller.subject, details={"reason": reason}))
+            await record(
+                tx,
+                audit.event(
+                    audit.USER_REINSTATED,
+                    user.id,
+                    now,
+                    client_id=caller.client_id,
+                    actor=caller.subject,
+                    details={"reason": reason},
+                ),
+            )
         return user
 
     @staticmethod

@@ -15,14 +15,21 @@ async def add(conn: AsyncConnection, event: AuditEvent) -> None:
     """Append an audit event."""
     await conn.execute(
         insert(audit_events).values(
-            id=event.id, type=event.type, subject=event.subject, client_id=event.client_id, actor=event.actor,
-            source=event.source, details=json.dumps(dict(event.details), sort_keys=True),
+            id=event.id,
+            type=event.type,
+            subject=event.subject,
+            client_id=event.client_id,
+            actor=event.actor,
+            source=event.source,
+            details=json.dumps(dict(event.details), sort_keys=True),
             occurred_at=event.occurred_at,
         )
     )
 
 
-async def page(conn: AsyncConnection, *, before: str, limit: int, subject: str = "", type_: str = "") -> list[AuditEvent]:
+async def page(
+    conn: AsyncConnection, *, before: str, limit: int, subject: str = "", type_: str = ""
+) -> list[AuditEvent]:
     """Events newest first (ids are ULIDs, so id order is time order), before cursor ``before``."""
     t = audit_events.c
     query = select(audit_events).order_by(t.id.desc()).limit(limit)

@@ -51,7 +51,7 @@ async def add(conn: AsyncConnection, client: Client) -> None:
 
 
 async def get(conn: AsyncConnection, client_id: str) -> Client | None:
-    """The client with ``client_id``."""
+    """Return the client with ``client_id``."""
     row = (await conn.execute(select(clients).where(clients.c.client_id == client_id))).first()
     return _client(row) if row else None
 

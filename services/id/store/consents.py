@@ -23,7 +23,7 @@ def _consent(row: Row[tuple[object, ...]]) -> Consent:
 
 
 async def get(conn: AsyncConnection, user_id: str, client_id: str) -> Consent | None:
-    """The consent of ``user_id`` to ``client_id`` (active or revoked)."""
+    """Return the consent of ``user_id`` to ``client_id`` (active or revoked)."""
     c = consents.c
     row = (await conn.execute(select(consents).where(c.user_id == user_id, c.client_id == client_id))).first()
     return _consent(row) if row else None
@@ -47,7 +47,7 @@ async def save(conn: AsyncConnection, consent: Consent, *, exists: bool) -> None
 
 
 async def active_for_user(conn: AsyncConnection, user_id: str, after: str, limit: int) -> list[Consent]:
-    """The user's active consents ordered by client id, after the cursor ``after``."""
+    """Return the user's active consents ordered by client id, after the cursor ``after``."""
     c = consents.c
     rows = await conn.execute(
         select(consents)

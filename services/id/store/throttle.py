@@ -10,7 +10,7 @@ from services.id.store.tables import signin_throttle
 
 
 async def get(conn: AsyncConnection, key: str) -> ThrottleState:
-    """The state of ``key`` (a clean state when it has none)."""
+    """Return the state of ``key`` (a clean state when it has none)."""
     row = (await conn.execute(select(signin_throttle).where(signin_throttle.c.key == key))).first()
     if row is None:
         return ThrottleState(key)
@@ -23,8 +23,11 @@ async def save(conn: AsyncConnection, state: ThrottleState) -> None:
     if state.failures == 0:
         await conn.execute(delete(t).where(t.c.key == state.key))
         return
-    values = {"failures": state.failures, "last_failure_at": state.last_failure_at,
-              "blocked_until": state.blocked_until}
+    values = {
+        "failures": state.failures,
+        "last_failure_at": state.last_failure_at,
+        "blocked_until": state.blocked_until,
+    }
     result = await conn.execute(update(t).where(t.c.key == state.key).values(**values))
     if result.rowcount == 0:
         await conn.execute(insert(t).values(key=state.key, **values))

@@ -46,22 +46,32 @@ async def add_code(conn: AsyncConnection, code: StoredCode) -> None:
 
 
 async def get_code(conn: AsyncConnection, code_hash: str) -> StoredCode | None:
-    """The code with ``code_hash``."""
+    """Return the code with ``code_hash``."""
     row = (await conn.execute(select(authorization_codes).where(authorization_codes.c.code_hash == code_hash))).first()
     if row is None:
         return None
     m = row._mapping
-    return StoredCode(m["code_hash"], m["client_id"], m["user_id"], m["redirect_uri"], parse_scopes(m["scopes"]),
-                      m["code_challenge"], m["created_at"], m["expires_at"], m["used_at"], m["family_id"])
+    return StoredCode(
+        m["code_hash"],
+        m["client_id"],
+        m["user_id"],
+        m["redirect_uri"],
+        parse_scopes(m["scopes"]),
+        m["code_challenge"],
+        m["created_at"],
+        m["expires_at"],
+        m["used_at"],
+        m["family_id"],
+    )
 
 
 async def mark_code_used(conn: AsyncConnection, code_hash: str, now: datetime, family_id: str | None) -> bool:
     """Spend the code; False if it was spent already (the guard makes it single-use under races)."""
     c = authorization_codes.c
     result = await conn.execute(
-        update(authorization_codes).where(c.code_hash == code_hash, c.used_at.is_(None)).values(
-            used_at=now, family_id=family_id
-        )
+        update(authorization_codes)
+        .where(c.code_hash == code_hash, c.used_at.is_(None))
+        .values(used_at=now, family_id=family_id)
     )
     return result.rowcount == 1
 
@@ -74,13 +84,14 @@ def _family(row: Row[tuple[object, ...]]) -> TokenFamily:
 async def add_family(conn: AsyncConnection, family: TokenFamily) -> None:
     """Store a new refresh-token family."""
     await conn.execute(
-        insert(token_families).values(id=family.id, user_id=family.user_id, client_id=family.client_id,
-                                      created_at=family.created_at, reason="")
+        insert(token_families).values(
+            id=family.id, user_id=family.user_id, client_id=family.client_id, created_at=family.created_at, reason=""
+        )
     )
 
 
 async def get_family(conn: AsyncConnection, family_id: str) -> TokenFamily | None:
-    """The family with ``family_id``."""
+    """Return the family with ``family_id``."""
     row = (await conn.execute(select(token_families).where(token_families.c.id == family_id))).first()
     return _family(row) if row else None
 
@@ -99,7 +110,7 @@ async def revoke_family(conn: AsyncConnection, family_id: str, now: datetime, re
 
 
 async def active_families(conn: AsyncConnection, user_id: str, client_id: str) -> list[TokenFamily]:
-    """The unrevoked families of one user at one client."""
+    """Return the unrevoked families of one user at one client."""
     f = token_families.c
     rows = await conn.execute(
         select(token_families).where(f.user_id == user_id, f.client_id == client_id, f.revoked_at.is_(None))
@@ -124,22 +135,32 @@ async def add_refresh(conn: AsyncConnection, token: RefreshToken) -> None:
 
 
 async def get_refresh(conn: AsyncConnection, token_hash: str) -> RefreshToken | None:
-    """The refresh token with ``token_hash``."""
+    """Return the refresh token with ``token_hash``."""
     row = (await conn.execute(select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash))).first()
     if row is None:
         return None
     m = row._mapping
-    return RefreshToken(m["token_hash"], m["family_id"], m["user_id"], m["client_id"], parse_scopes(m["scopes"]),
-                        tuple(m["audience"].split()), m["issued_at"], m["expires_at"], m["used_at"], m["revoked_at"])
+    return RefreshToken(
+        m["token_hash"],
+        m["family_id"],
+        m["user_id"],
+        m["client_id"],
+        parse_scopes(m["scopes"]),
+        tuple(m["audience"].split()),
+        m["issued_at"],
+        m["expires_at"],
+        m["used_at"],
+        m["revoked_at"],
+    )
 
 
 async def mark_refresh_used(conn: AsyncConnection, token_hash: str, now: datetime, rotated_to: str) -> bool:
     """Spend a refresh token; False if a concurrent request spent it first (that is reuse)."""
     r = refresh_tokens.c
     result = await conn.execute(
-        update(refresh_tokens).where(r.token_hash == token_hash, r.used_at.is_(None)).values(
-            used_at=now, rotated_to=rotated_to
-        )
+        update(refresh_tokens)
+        .where(r.token_hash == token_hash, r.used_at.is_(None))
+        .values(used_at=now, rotated_to=rotated_to)
     )
     return result.rowcount == 1
 

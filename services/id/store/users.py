@@ -49,13 +49,13 @@ async def add(conn: AsyncConnection, user: User) -> None:
 
 
 async def get(conn: AsyncConnection, user_id: str) -> User | None:
-    """The user with ``user_id``."""
+    """Return the user with ``user_id``."""
     row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
     return _user(row) if row else None
 
 
 async def by_email(conn: AsyncConnection, email: str) -> User | None:
-    """The user with the (normalised) ``email``."""
+    """Return the user with the (normalised) ``email``."""
     row = (await conn.execute(select(users).where(users.c.email == email))).first()
     return _user(row) if row else None
 

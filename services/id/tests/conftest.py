@@ -39,28 +39,50 @@ class FakeCaller:
 
 @pytest.fixture
 def clock() -> FrozenClock:
-    """A clock tests move by hand."""
+    """Provide a clock that tests move by hand."""
     return FrozenClock()
 
 
 @pytest.fixture
 async def container(tmp_path: Path, clock: FrozenClock) -> AsyncIterator[IdContainer]:
-    """A migrated ID service with a signing key and the standard test clients."""
+    """Provide a migrated ID service with a signing key and the standard test clients."""
     config = IdConfig(database_url=f"sqlite+aiosqlite:///{tmp_path}/id.db", argon2=FAST_ARGON2)
     db = Database(config.database_url)
     await upgrade(db, MIGRATIONS)
     c = assemble(config, db, clock)
     await c.keyring.ensure_active()
     reg = c.clients.register_client
-    await reg(client_id="furima-app", name="app", kind=ClientKind.FIRST_PARTY, confidential=False,
-              allowed_scopes=frozenset({"profile", "id.authorize", "id.consents", "payments.read"}),
-              redirect_uris=["http://localhost/cb"], grant_types=["authorization_code", "refresh_token"], actor="t")
-    await reg(client_id="svc-payments", name="payments", kind=ClientKind.SERVICE, confidential=True,
-              allowed_scopes=frozenset({"payments.read", "id.users.read", "profile"}), redirect_uris=[],
-              grant_types=["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"], actor="t",
-              client_secret="svc-secret")
-    await reg(client_id="partner-demo", name="partner", kind=ClientKind.THIRD_PARTY, confidential=True,
-              allowed_scopes=frozenset({"profile", "payments.read"}), redirect_uris=["https://partner.example/cb"],
-              grant_types=["authorization_code", "refresh_token"], actor="t", client_secret="partner-secret")
+    await reg(
+        client_id="furima-app",
+        name="app",
+        kind=ClientKind.FIRST_PARTY,
+        confidential=False,
+        allowed_scopes=frozenset({"profile", "id.authorize", "id.consents", "payments.read"}),
+        redirect_uris=["http://localhost/cb"],
+        grant_types=["authorization_code", "refresh_token"],
+        actor="t",
+    )
+    await reg(
+        client_id="svc-payments",
+        name="payments",
+        kind=ClientKind.SERVICE,
+        confidential=True,
+        allowed_scopes=frozenset({"payments.read", "id.users.read", "profile"}),
+        redirect_uris=[],
+        grant_types=["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"],
+        actor="t",
+        client_secret="svc-secret",
+    )
+    await reg(
+        client_id="partner-demo",
+        name="partner",
+        kind=ClientKind.THIRD_PARTY,
+        confidential=True,
+        allowed_scopes=frozenset({"profile", "payments.read"}),
+        redirect_uris=["https://partner.example/cb"],
+        grant_types=["authorization_code", "refresh_token"],
+        actor="t",
+        client_secret="partner-secret",
+    )
     yield c
     await db.dispose()

@@ -45,7 +45,8 @@ def test_scopes_parse_and_narrow() -> None:
 def test_audience_must_be_known() -> None:
     """Audience narrows to known services and refuses unknown ones."""
     assert resolve_audience(["furima.tns"]) == ("furima.tns",)
-    assert resolve_audience([]) is not None and "furima.id" in (resolve_audience([]) or ())
+    assert resolve_audience([]) is not None
+    assert "furima.id" in (resolve_audience([]) or ())
     assert resolve_audience(["evil.example"]) is None
 
 
@@ -73,7 +74,8 @@ def test_throttle_forgets_old_failures() -> None:
     """Failures older than a day no longer count, so no lockout is permanent."""
     state = throttle.ThrottleState("k", failures=40, last_failure_at=T0)
     later = throttle.record_failure(state, throttle.ACCOUNT_POLICY, T0 + timedelta(days=2))
-    assert later.failures == 1 and later.blocked_until is None
+    assert later.failures == 1
+    assert later.blocked_until is None
 
 
 def test_key_rotation_retires_after_token_ttl() -> None:

@@ -24,23 +24,42 @@ async def _signed_in(c: IdContainer) -> tuple[str, str, str]:
 
 
 async def _partner_tokens(c: IdContainer, user_id: str) -> tuple[str, str]:
-    grant = await c.oauth.authorize(FakeCaller(user_id), client_id="partner-demo",
-                                    redirect_uri="https://partner.example/cb", scope="profile", state="s1")
-    tokens = await c.grants.token(TokenRequest("authorization_code", "partner-demo", "partner-secret",
-                                               code=grant.code, redirect_uri="https://partner.example/cb"))
+    grant = await c.oauth.authorize(
+        FakeCaller(user_id),
+        client_id="partner-demo",
+        redirect_uri="https://partner.example/cb",
+        scope="profile",
+        state="s1",
+    )
+    tokens = await c.grants.token(
+        TokenRequest(
+            "authorization_code",
+            "partner-demo",
+            "partner-secret",
+            code=grant.code,
+            redirect_uri="https://partner.example/cb",
+        )
+    )
     return tokens.access_token, tokens.refresh_token
 
 
 async def test_client_credentials_token_shape(container: IdContainer) -> None:
     """A service token has the agreed claims, header and audience list."""
-    tokens = await container.grants.token(TokenRequest("client_credentials", "svc-payments", "svc-secret",
-                                                       scope="payments.read", audience=("furima.payments",)))
+    tokens = await container.grants.token(
+        TokenRequest(
+            "client_credentials", "svc-payments", "svc-secret", scope="payments.read", audience=("furima.payments",)
+        )
+    )
     header = jwt.get_unverified_header(tokens.access_token)
-    assert header["typ"] == "at+jwt" and header["alg"] == "ES256"
+    assert header["typ"] == "at+jwt"
+    assert header["alg"] == "ES256"
     claims = jwt.decode(tokens.access_token, options={"verify_signature": False})
     assert claims["sub"] == claims["client_id"] == "svc-payments"
-    assert claims["aud"] == ["furima.payments"] and claims["scope"] == "payments.read"
-    assert claims["jti"].startswith("at_") and claims["iss"] == "furima-id" and not tokens.refresh_token
+    assert claims["aud"] == ["furima.payments"]
+    assert claims["scope"] == "payments.read"
+    assert claims["jti"].startswith("at_")
+    assert claims["iss"] == "furima-id"
+    assert not tokens.refresh_token
 
 
 async def test_client_credentials_errors(container: IdContainer) -> None:
@@ -48,23 +67,32 @@ async def test_client_credentials_errors(container: IdContainer) -> None:
     with pytest.raises(Unauthenticated) as e1:
         await container.grants.token(TokenRequest("client_credentials", "svc-payments", "nope"))
     with pytest.raises(PermissionDenied) as e2:
-        await container.grants.token(TokenRequest("client_credentials", "svc-payments", "svc-secret", scope="tns.review"))
+        await container.grants.token(
+            TokenRequest("client_credentials", "svc-payments", "svc-secret", scope="tns.review")
+        )
     with pytest.raises(InvalidArgument) as e3:
-        await container.grants.token(TokenRequest("client_credentials", "svc-payments", "svc-secret",
-                                                  audience=("evil",)))
+        await container.grants.token(
+            TokenRequest("client_credentials", "svc-payments", "svc-secret", audience=("evil",))
+        )
     with pytest.raises(InvalidArgument) as e4:
         await container.grants.token(TokenRequest("password", "svc-payments", "svc-secret"))
     with pytest.raises(PermissionDenied) as e5:
         await container.grants.token(TokenRequest("client_credentials", "partner-demo", "partner-secret"))
     assert [e.value.reason for e in (e1, e2, e3, e4, e5)] == [
-        "INVALID_CLIENT", "INVALID_SCOPE", "INVALID_TARGET", "UNSUPPORTED_GRANT_TYPE", "UNAUTHORIZED_CLIENT"]
+        "INVALID_CLIENT",
+        "INVALID_SCOPE",
+        "INVALID_TARGET",
+        "UNSUPPORTED_GRANT_TYPE",
+        "UNAUTHORIZED_CLIENT",
+    ]
 
 
 async def test_refresh_rotation_and_reuse_revokes_family(container: IdContainer) -> None:
     """Each refresh rotates; replaying a spent token kills the whole family."""
     _, access, r1 = await _signed_in(container)
     t2 = await container.grants.token(TokenRequest("refresh_token", "furima-app", refresh_token=r1))
-    assert t2.refresh_token and t2.refresh_token != r1
+    assert t2.refresh_token
+    assert t2.refresh_token != r1
     with pytest.raises(PermissionDenied) as exc:
         await container.grants.token(TokenRequest("refresh_token", "furima-app", refresh_token=r1))
     assert exc.value.reason == "INVALID_GRANT"
@@ -85,8 +113,9 @@ async def test_refresh_may_only_narrow_scope(container: IdContainer) -> None:
     t2 = await container.grants.token(TokenRequest("refresh_token", "furima-app", refresh_token=r1, scope="profile"))
     assert t2.scope == "profile"
     with pytest.raises(PermissionDenied) as exc:
-        await container.grants.token(TokenRequest("refresh_token", "furima-app", refresh_token=t2.refresh_token,
-                                                  scope="tns.review"))
+        await container.grants.token(
+            TokenRequest("refresh_token", "furima-app", refresh_token=t2.refresh_token, scope="tns.review")
+        )
     assert exc.value.reason == "INVALID_SCOPE"
 
 
@@ -95,19 +124,28 @@ async def test_authorization_code_with_pkce_single_use(container: IdContainer) -
     user_id, _, _ = await _signed_in(container)
     caller = FakeCaller(user_id)
     with pytest.raises(InvalidArgument):
-        await container.oauth.authorize(caller, client_id="furima-app", redirect_uri="http://localhost/cb",
-                                        scope="profile")
-    grant = await container.oauth.authorize(caller, client_id="furima-app", redirect_uri="http://localhost/cb",
-                                            scope="profile", code_challenge=pkce.s256_challenge(VERIFIER),
-                                            code_challenge_method="S256")
-    req = TokenRequest("authorization_code", "furima-app", code=grant.code, redirect_uri="http://localhost/cb",
-                       code_verifier="x" * 43)
+        await container.oauth.authorize(
+            caller, client_id="furima-app", redirect_uri="http://localhost/cb", scope="profile"
+        )
+    grant = await container.oauth.authorize(
+        caller,
+        client_id="furima-app",
+        redirect_uri="http://localhost/cb",
+        scope="profile",
+        code_challenge=pkce.s256_challenge(VERIFIER),
+        code_challenge_method="S256",
+    )
+    req = TokenRequest(
+        "authorization_code", "furima-app", code=grant.code, redirect_uri="http://localhost/cb", code_verifier="x" * 43
+    )
     with pytest.raises(PermissionDenied):
         await container.grants.token(req)
-    ok = TokenRequest("authorization_code", "furima-app", code=grant.code, redirect_uri="http://localhost/cb",
-                      code_verifier=VERIFIER)
+    ok = TokenRequest(
+        "authorization_code", "furima-app", code=grant.code, redirect_uri="http://localhost/cb", code_verifier=VERIFIER
+    )
     tokens = await container.grants.token(ok)
-    assert tokens.scope == "profile" and tokens.refresh_token
+    assert tokens.scope == "profile"
+    assert tokens.refresh_token
     with pytest.raises(PermissionDenied):
         await container.grants.token(ok)
     assert await container.checker.check(tokens.access_token) is None
@@ -117,12 +155,17 @@ async def test_authorize_refuses_unregistered_redirect_and_scopes(container: IdC
     """Redirect URIs match exactly and scopes stay within the client's allowed set."""
     user_id, _, _ = await _signed_in(container)
     with pytest.raises(InvalidArgument) as exc:
-        await container.oauth.authorize(FakeCaller(user_id), client_id="partner-demo",
-                                        redirect_uri="https://partner.example/cb/", scope="profile")
+        await container.oauth.authorize(
+            FakeCaller(user_id), client_id="partner-demo", redirect_uri="https://partner.example/cb/", scope="profile"
+        )
     assert exc.value.violations[0].field == "redirect_uri"
     with pytest.raises(PermissionDenied):
-        await container.oauth.authorize(FakeCaller(user_id), client_id="partner-demo",
-                                        redirect_uri="https://partner.example/cb", scope="id.users.admin")
+        await container.oauth.authorize(
+            FakeCaller(user_id),
+            client_id="partner-demo",
+            redirect_uri="https://partner.example/cb",
+            scope="id.users.admin",
+        )
 
 
 async def test_consent_revoke_kills_partner_tokens(container: IdContainer) -> None:
@@ -135,26 +178,40 @@ async def test_consent_revoke_kills_partner_tokens(container: IdContainer) -> No
     await container.consents.revoke_consent(FakeCaller(user_id), "partner-demo")
     assert await container.checker.check(access) is None
     with pytest.raises(PermissionDenied):
-        await container.grants.token(TokenRequest("refresh_token", "partner-demo", "partner-secret",
-                                                  refresh_token=refresh))
+        await container.grants.token(
+            TokenRequest("refresh_token", "partner-demo", "partner-secret", refresh_token=refresh)
+        )
     types = [e.type for e in await container.outbox.read(container.db, 0)]
-    assert types.count("furima.id.v1.ConsentRevoked") == 1 and "furima.id.v1.ConsentGranted" in types
+    assert types.count("furima.id.v1.ConsentRevoked") == 1
+    assert "furima.id.v1.ConsentGranted" in types
     assert (await container.consents.list_consents(FakeCaller(user_id), page_size=10))[0] == []
 
 
 async def test_token_exchange_adds_actor(container: IdContainer) -> None:
     """A service exchanges a user token for one with act.sub and intersected scopes."""
     user_id, access, _ = await _signed_in(container)
-    tokens = await container.grants.token(TokenRequest(
-        EXCHANGE, "svc-payments", "svc-secret", scope="payments.read profile", subject_token=access,
-        subject_token_type=ACCESS_TOKEN_TYPE))
+    tokens = await container.grants.token(
+        TokenRequest(
+            EXCHANGE,
+            "svc-payments",
+            "svc-secret",
+            scope="payments.read profile",
+            subject_token=access,
+            subject_token_type=ACCESS_TOKEN_TYPE,
+        )
+    )
     claims = jwt.decode(tokens.access_token, options={"verify_signature": False})
-    assert claims["sub"] == user_id and claims["client_id"] == "svc-payments"
-    assert claims["act"] == {"sub": "svc-payments"} and tokens.issued_token_type == ACCESS_TOKEN_TYPE
+    assert claims["sub"] == user_id
+    assert claims["client_id"] == "svc-payments"
+    assert claims["act"] == {"sub": "svc-payments"}
+    assert tokens.issued_token_type == ACCESS_TOKEN_TYPE
     assert set(claims["scope"].split()) == {"payments.read", "profile"}
     with pytest.raises(PermissionDenied):
-        await container.grants.token(TokenRequest(EXCHANGE, "svc-payments", "svc-secret", subject_token="junk",
-                                                  subject_token_type=ACCESS_TOKEN_TYPE))
+        await container.grants.token(
+            TokenRequest(
+                EXCHANGE, "svc-payments", "svc-secret", subject_token="junk", subject_token_type=ACCESS_TOKEN_TYPE
+            )
+        )
 
 
 async def test_revoke_access_and_refresh_tokens(container: IdContainer) -> None:
@@ -168,7 +225,8 @@ async def test_revoke_access_and_refresh_tokens(container: IdContainer) -> None:
     assert (await container.oauth.introspect(access)).token is None
     await container.oauth.revoke(token=refresh, client_id="partner-demo", client_secret="partner-secret")
     types = [e.type for e in await container.outbox.read(container.db, 0)]
-    assert "furima.id.v1.TokenRevoked" in types and "furima.id.v1.TokenFamilyRevoked" in types
+    assert "furima.id.v1.TokenRevoked" in types
+    assert "furima.id.v1.TokenFamilyRevoked" in types
     with pytest.raises(Unauthenticated):
         await container.oauth.revoke(token=access, client_id="partner-demo", client_secret="wrong")
 

@@ -6,7 +6,15 @@ import pytest
 from furima.id.v1 import events_pb2
 
 from libs.clock import FrozenClock
-from libs.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted, Unauthenticated
+from libs.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+)
 from services.id.container import IdContainer
 from services.id.tests.conftest import PASSWORD, FakeCaller
 
@@ -40,9 +48,13 @@ async def test_sign_in_returns_tokens_and_same_error_for_unknown_email(container
     """Right password signs in; wrong password and unknown e-mail fail identically."""
     await container.users.sign_up("a@example.com", PASSWORD)
     user, tokens = await container.users.sign_in("A@example.com", PASSWORD)
-    assert tokens.access_token and tokens.refresh_token and tokens.token_type == "Bearer"
+    assert tokens.access_token
+    assert tokens.refresh_token
+    assert tokens.token_type == "Bearer"
     verified = await container.checker.check(tokens.access_token)
-    assert verified is not None and verified.subject == user.id and verified.session_id
+    assert verified is not None
+    assert verified.subject == user.id
+    assert verified.session_id
     errors = []
     for email, pw in (("a@example.com", "wrong password!"), ("ghost@example.com", PASSWORD)):
         with pytest.raises(Unauthenticated) as exc:
@@ -73,7 +85,9 @@ async def test_sign_in_throttles_with_growing_delay(container: IdContainer, cloc
         await container.users.sign_in("a@example.com", "wrong password!", source="10.0.0.3")
     await container.users.sign_in("a@example.com", PASSWORD, source="10.0.0.3")
     types = [e.type for e in (await container.audit.list_events(page_size=100))[0]]
-    assert "signin.throttled" in types and "signin.failed" in types and "signin.succeeded" in types
+    assert "signin.throttled" in types
+    assert "signin.failed" in types
+    assert "signin.succeeded" in types
 
 
 async def test_suspension_is_idempotent_and_emits_events(container: IdContainer) -> None:
@@ -82,7 +96,8 @@ async def test_suspension_is_idempotent_and_emits_events(container: IdContainer)
     _, tokens = await container.users.sign_in("a@example.com", PASSWORD)
     suspended = await container.users.suspend_user(ADMIN, user.id, "fraud")
     again = await container.users.suspend_user(ADMIN, user.id, "other")
-    assert suspended.is_suspended and again.suspension_reason == "fraud"
+    assert suspended.is_suspended
+    assert again.suspension_reason == "fraud"
     assert await container.checker.check(tokens.access_token) is None
     with pytest.raises(FailedPrecondition) as exc:
         await container.users.sign_in("a@example.com", PASSWORD)

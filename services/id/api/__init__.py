@@ -1,0 +1,1 @@
+"""gRPC servicers of the ID service: validate, call a use case, map the result."""
