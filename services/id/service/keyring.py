@@ -60,7 +60,7 @@ class KeyRing:
         now = self._rt.clock.now()
         async with self._rt.db.transaction() as tx:
             existing = await key_repo.all_keys(tx.conn)
-            # A retiring key must outlive any token it signed, plus the verifiers' leeway.
+            # A retiring key must outlive any token it signed: the max access-token TTL.
             new, changed = keys.rotate(existing, now, self._rt.config.access_token_ttl)
             for key in changed:
                 await key_repo.save(tx.conn, key, now)
