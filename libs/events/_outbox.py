@@ -74,7 +74,9 @@ class Outbox:
         tx.after_commit(self.notify)
         return event_id
 
-    async def read(self, db: Database, after: int, types: list[str] | None = None, limit: int = 500) -> list[StoredEvent]:
+    async def read(
+        self, db: Database, after: int, types: list[str] | None = None, limit: int = 500
+    ) -> list[StoredEvent]:
         """Events with ``sequence > after``, oldest first."""
         t = self.table
         query = select(t).where(t.c.sequence > after).order_by(t.c.sequence).limit(limit)
@@ -82,21 +84,19 @@ class Outbox:
             query = query.where(t.c.type.in_(types))
         async with db.read() as conn:
             rows = (await conn.execute(query)).all()
-        return [
-            StoredEvent(r.sequence, r.event_id, r.type, r.aggregate_id, r.payload, r.occurred_at) for r in rows
-        ]
+        return [StoredEvent(r.sequence, r.event_id, r.type, r.aggregate_id, r.payload, r.occurred_at) for r in rows]
 
     def notify(self) -> None:
         """Wake every stream waiting for new events (called after a commit)."""
         for waiter in self._waiters:
             waiter.set()
 
-    async def wait(self, timeout: float) -> None:
-        """Wait until `notify` is called or ``timeout`` passes (other processes only poll)."""
+    async def wait(self, at_most: float) -> None:
+        """Wait until `notify` is called or ``at_most`` seconds pass (other processes only poll)."""
         waiter = asyncio.Event()
         self._waiters.add(waiter)
         try:
-            await asyncio.wait_for(waiter.wait(), timeout)
+            await asyncio.wait_for(waiter.wait(), at_most)
         except TimeoutError:
             pass
         finally:

@@ -11,7 +11,8 @@ from sqlalchemy.engine import Dialect
 
 class UtcDateTime(TypeDecorator[datetime]):
     """An aware UTC datetime. SQLite keeps no zone, so values are stored naive in UTC and
-    made aware again on the way out; PostgreSQL gets ``timestamptz``."""
+    made aware again on the way out; PostgreSQL gets ``timestamptz``.
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True

@@ -1,0 +1,118 @@
+"""Server bootstrap: a `grpc.aio` server with the shared middleware, health, reflection,
+keepalive, message-size limits and graceful shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from libs.auth import Authorizer, TokenVerifier
+from libs.rpc._config import ServerConfig
+from libs.rpc._middleware import ServerMiddleware
+from libs.telemetry import RpcTelemetry
+
+log = structlog.get_logger("furima.server")
+
+Register = Callable[[Any, grpc.aio.Server], None]
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class GrpcServer:
+    """One service process's gRPC server."""
+
+    def __init__(
+        self,
+        *,
+        service_name: str,
+        config: ServerConfig,
+        verifier: TokenVerifier,
+        telemetry: RpcTelemetry | None = None,
+    ) -> None:
+        self.service_name = service_name
+        self.config = config
+        self.middleware = ServerMiddleware(service_name, Authorizer(verifier), telemetry or RpcTelemetry(service_name))
+        self.health = HealthServicer()
+        self._services: list[str] = []
+        self._server = grpc.aio.server(
+            interceptors=[self.middleware],
+            options=_server_options(config),
+            maximum_concurrent_rpcs=config.max_concurrent_rpcs or None,
+        )
+        self.port = 0
+        self._stopping = asyncio.Event()
+
+    def add(self, register: Register, servicer: Any, descriptor: ServiceDescriptor) -> None:
+        """Serve ``servicer`` (registered by the generated ``add_XServicer_to_server``)."""
+        register(servicer, self._server)
+        self._services.append(descriptor.full_name)
+
+    @property
+    def services(self) -> list[str]:
+        """Full names of the services added so far."""
+        return list(self._services)
+
+    async def start(self) -> int:
+        """Bind, start serving, and report SERVING; returns the bound port."""
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        reflection.enable_server_reflection(
+            [*self._services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            self._server,
+        )
+        self.port = self._server.add_insecure_port(f"{self.config.host}:{self.config.port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind {self.config.host}:{self.config.port}")
+        await self._server.start()
+        for name in ["", *self._services]:
+            await self.health.set(name, SERVING)
+        log.info("server_started", service=self.service_name, address=f"{self.config.host}:{self.port}")
+        return self.port
+
+    @property
+    def address(self) -> str:
+        """``host:port`` clients can dial."""
+        return f"{self.config.host}:{self.port}"
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Report NOT_SERVING, let in-flight calls finish within ``grace``, then stop."""
+        await self.health.enter_graceful_shutdown()
+        await self._server.stop(self.config.shutdown_grace_s if grace is None else grace)
+        log.info("server_stopped", service=self.service_name)
+
+    async def run_until_signal(self) -> None:
+        """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        await self._stopping.wait()
+        log.info("shutdown_requested", service=self.service_name)
+        await self.stop()
+
+    def request_stop(self) -> None:
+        """Ask `run_until_signal` to shut down (as a signal would)."""
+        self._stopping.set()
+
+
+def _server_options(config: ServerConfig) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.keepalive_time_ms", int(config.keepalive_time_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(config.keepalive_timeout_s * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_ping_strikes", 2),
+        # Off by default so a second copy of the stack fails loudly instead of sharing a port.
+        ("grpc.so_reuseport", int(config.reuse_port)),
+    ]

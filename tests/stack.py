@@ -1,0 +1,99 @@
+"""An in-process furima stack for cross-service tests: the real ID service on a local
+port, and a second service built from libs/ (the echo service) that knows the ID
+service only through its public contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from furima.id.v1 import oauth_service_pb2, oauth_service_pb2_grpc
+
+from libs.echo import ECHO_SERVICE, Downstream, EchoServicer, register_echo
+from libs.identity import RemoteIdentity
+from libs.rpc import GrpcServer, ServerConfig, make_channel
+from services.id.bootstrap import bootstrap
+from services.id.config import IdConfig
+from services.id.domain.passwords import Argon2Params
+from services.id.main import IdService, start_id_service
+
+FAST_ARGON2 = Argon2Params(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+@dataclass
+class Stack:
+    """Handles to the running services and the development credentials."""
+
+    id: IdService
+    secrets: dict[str, str]
+    channel: grpc.aio.Channel
+
+    @property
+    def oauth(self) -> oauth_service_pb2_grpc.OAuthServiceStub:
+        """A stub of the ID service's token endpoint."""
+        return oauth_service_pb2_grpc.OAuthServiceStub(self.channel)
+
+    async def client_token(self, client_id: str = "furima-dev", scope: str = "", audience: tuple[str, ...] = ()) -> str:
+        """An access token from the client-credentials grant."""
+        response = await self.oauth.Token(
+            oauth_service_pb2.TokenRequest(
+                grant_type="client_credentials",
+                client_id=client_id,
+                client_secret=self.secrets[client_id],
+                scope=scope,
+                audience=list(audience),
+            )
+        )
+        return response.tokens.access_token
+
+
+@asynccontextmanager
+async def running_stack(database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    """Start the ID service on a fresh database, bootstrap the dev clients and demo users."""
+    config = IdConfig(database_url=database_url, argon2=FAST_ARGON2)
+    service = await start_id_service(config, ServerConfig(port=0), poll_interval=0.1)
+    try:
+        secrets = await bootstrap(service.container, tmp_path / "dev-credentials.json")
+        async with make_channel(service.address) as channel:
+            yield Stack(service, secrets, channel)
+    finally:
+        await service.stop(0)
+
+
+@dataclass
+class EchoService:
+    """A second service built from libs/ only."""
+
+    server: GrpcServer
+    identity: RemoteIdentity
+
+    @property
+    def address(self) -> str:
+        """``host:port`` of the echo server."""
+        return self.server.address
+
+
+@asynccontextmanager
+async def running_echo(stack: Stack, downstream: Downstream | None = None) -> AsyncIterator[EchoService]:
+    """Start the echo service, authenticating as ``svc-tns`` against the stack's ID service."""
+    identity = RemoteIdentity(
+        stack.id.address,
+        issuer=stack.id.container.config.issuer,
+        audience="furima.testing",
+        client_id="svc-tns",
+        client_secret=stack.secrets["svc-tns"],
+        jwks_min_refresh_interval=0.0,
+    )
+    await identity.start()
+    server = GrpcServer(service_name="furima.testing", config=ServerConfig(port=0), verifier=identity.verifier)
+    server.add(register_echo, EchoServicer(downstream), ECHO_SERVICE)
+    await server.start()
+    try:
+        yield EchoService(server, identity)
+    finally:
+        await server.stop(0)
+        await identity.close()

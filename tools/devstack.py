@@ -1,0 +1,161 @@
+"""The development stack: ``make migrate``, ``make run`` and ``make token``.
+
+``run`` migrates the embedded databases, bootstraps the development clients and demo
+users, starts every service as its own process, waits until each reports SERVING, and
+prints how to call them. Ctrl-C (or SIGTERM) stops them all gracefully.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from furima.id.v1 import oauth_service_pb2, oauth_service_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from libs.rpc import make_channel
+from services.id.bootstrap import bootstrap
+from services.id.config import IdConfig
+from services.id.container import build_container
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+CREDENTIALS = VAR / "dev-credentials.json"
+
+
+@dataclass(frozen=True)
+class ServiceProcess:
+    """One service of the stack."""
+
+    name: str
+    module: str
+    port: int
+
+
+# Payments (50052), TnS (50053) and marketing (50054) join this list as they are built.
+SERVICES = [ServiceProcess("id", "services.id.main", int(os.environ.get("FURIMA_ID_PORT", "50051")))]
+
+
+async def migrate() -> dict[str, str]:
+    """Apply migrations and bootstrap the ID service; returns the dev client secrets."""
+    container = await build_container(IdConfig.from_env())
+    try:
+        return await bootstrap(container, CREDENTIALS)
+    finally:
+        await container.db.dispose()
+
+
+async def wait_serving(port: int, within: float = 30.0) -> None:
+    """Wait until the server on ``port`` reports SERVING."""
+    deadline = asyncio.get_running_loop().time() + within
+    async with make_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"nothing SERVING on port {port} after {within:.0f}s")
+            await asyncio.sleep(0.2)
+
+
+async def run() -> int:
+    """Start the stack and keep it running until interrupted."""
+    await migrate()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    procs: list[asyncio.subprocess.Process] = []
+    for service in SERVICES:
+        procs.append(await asyncio.create_subprocess_exec(sys.executable, "-m", service.module, env=env, cwd=ROOT))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await asyncio.wait_for(asyncio.gather(*(wait_serving(s.port) for s in SERVICES)), 60)
+    except (TimeoutError, OSError) as exc:
+        print(f"the stack did not come up: {exc}", file=sys.stderr)
+        stop.set()
+    else:
+        print(_banner(), flush=True)
+    exits = [asyncio.create_task(p.wait()) for p in procs]
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait([stopper, *exits], return_when=asyncio.FIRST_COMPLETED)
+    for proc in procs:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+    codes = await asyncio.gather(*(p.wait() for p in procs))
+    stopper.cancel()
+    return 0 if stop.is_set() and all(c in (0, -signal.SIGTERM) for c in codes) else 1
+
+
+def _banner() -> str:
+    lines = ["", "furima is running:"]
+    lines += [f"  {s.name:<10} 127.0.0.1:{s.port}" for s in SERVICES]
+    lines += [
+        "",
+        "Try it (server reflection is on):",
+        "  .venv/bin/buf curl --protocol grpc --http2-prior-knowledge --list-methods http://127.0.0.1:50051",
+        "  TOKEN=$(make -s token)",
+        '  .venv/bin/buf curl --protocol grpc --http2-prior-knowledge -H "authorization: Bearer $TOKEN" \\',
+        '    -d \'{"userId": "<id from SignIn>"}\' http://127.0.0.1:50051/furima.id.v1.UserService/GetUser',
+        "  .venv/bin/buf curl --protocol grpc --http2-prior-knowledge \\",
+        '    -d \'{"email": "alice@example.com", "password": "furima-demo-password"}\' \\',
+        "    http://127.0.0.1:50051/furima.id.v1.UserService/SignIn",
+        "",
+        "Ctrl-C stops everything.",
+    ]
+    return "\n".join(lines)
+
+
+async def token(client_id: str, scope: str) -> str:
+    """A client-credentials token for a development client of the running stack."""
+    if not CREDENTIALS.exists():
+        raise SystemExit("no development credentials yet: start the stack with `make run` first")
+    secrets = json.loads(CREDENTIALS.read_text())["clients"]
+    async with make_channel(f"127.0.0.1:{SERVICES[0].port}") as channel:
+        try:
+            response = await oauth_service_pb2_grpc.OAuthServiceStub(channel).Token(
+                oauth_service_pb2.TokenRequest(
+                    grant_type="client_credentials", client_id=client_id, client_secret=secrets[client_id], scope=scope
+                ),
+                timeout=5,
+            )
+        except grpc.aio.AioRpcError as exc:
+            reason = exc.code().name
+            raise SystemExit(f"cannot get a token from the ID service ({reason}): is `make run` running?") from None
+    return response.tokens.access_token
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(prog="devstack", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply migrations and bootstrap dev clients and demo users")
+    sub.add_parser("run", help="start the whole stack")
+    tok = sub.add_parser("token", help="print a bearer token for a development client")
+    tok.add_argument("--client", default="furima-dev")
+    tok.add_argument("--scope", default="")
+    args = parser.parse_args(argv)
+    os.chdir(ROOT)
+    if args.command == "migrate":
+        secrets = asyncio.run(migrate())
+        print(f"migrated; {len(secrets)} development client secrets in {CREDENTIALS.relative_to(ROOT)}")
+        return 0
+    if args.command == "run":
+        return asyncio.run(run())
+    print(asyncio.run(token(args.client, args.scope)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
