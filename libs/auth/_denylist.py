@@ -50,7 +50,10 @@ class DenyList:
             return "the session was revoked"
         if self.grants:
             revoked_at = self.grants.get((subject, principal.client_id))
-            if revoked_at is not None and principal.issued_at.timestamp() <= revoked_at:
+            # ``iat`` has whole seconds: a token from the second of the withdrawal may be
+            # newer than it, so only earlier seconds are denied here. Tokens of the
+            # client's sessions are denied by their ``sid`` (TokenFamilyRevoked) anyway.
+            if revoked_at is not None and principal.issued_at.timestamp() < int(revoked_at):
                 return "the user withdrew this client's access"
         return None
 

@@ -16,6 +16,7 @@ from furima.id.v1 import (
 )
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from libs.errors import FieldViolation, InvalidArgument
 from services.id.domain.audit import AuditEvent
 from services.id.domain.clients import Client, ClientKind
 from services.id.domain.consent import Consent
@@ -54,8 +55,13 @@ def ts(value: datetime | None) -> Timestamp | None:
 
 
 def page_size(requested: int) -> int:
-    """Return the effective page size: a default for 0, clamped to the maximum."""
-    return DEFAULT_PAGE_SIZE if requested <= 0 else min(requested, MAX_PAGE_SIZE)
+    """Return the effective page size: a default for 0, clamped to the maximum.
+
+    A negative size is the client's mistake: INVALID_ARGUMENT naming ``page_size``.
+    """
+    if requested < 0:
+        raise InvalidArgument("page_size must not be negative", [FieldViolation("page_size", "must be >= 0")])
+    return DEFAULT_PAGE_SIZE if requested == 0 else min(requested, MAX_PAGE_SIZE)
 
 
 def source_of(context: Context) -> str:

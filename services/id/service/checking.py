@@ -125,7 +125,12 @@ class AccessTokenChecker:
             if user is None or user.is_suspended:
                 return True
             consent = await consent_repo.get(conn, token.subject, token.client_id)
-            if consent is not None and consent.revoked_at is not None and consent.revoked_at >= token.issued_at:
+            if (
+                consent is not None
+                and consent.revoked_at is not None
+                # iat has whole seconds; same-second tokens are judged by their session (sid).
+                and consent.revoked_at.replace(microsecond=0) > token.issued_at
+            ):
                 return True
         return False
 
