@@ -75,6 +75,11 @@ def generate(now: datetime) -> SigningKey:
     return SigningKey(kid=new_ulid("key_"), private_pem=pem, created_at=now)
 
 
+# Verifiers accept tokens a few seconds past ``exp`` (clock skew), so a retiring key stays
+# published a little longer than the longest token it signed.
+RETIRE_MARGIN = timedelta(seconds=60)
+
+
 def rotate(keys: list[SigningKey], now: datetime, max_token_ttl: timedelta) -> tuple[SigningKey, list[SigningKey]]:
     """Return a new ACTIVE key and the keys that changed.
 
@@ -83,7 +88,7 @@ def rotate(keys: list[SigningKey], now: datetime, max_token_ttl: timedelta) -> t
     """
     new = generate(now)
     changed = [
-        dataclasses.replace(k, retiring_at=now, retired_at=now + max_token_ttl)
+        dataclasses.replace(k, retiring_at=now, retired_at=now + max_token_ttl + RETIRE_MARGIN)
         for k in keys
         if k.status(now) is KeyStatus.ACTIVE
     ]

@@ -79,14 +79,15 @@ def test_throttle_forgets_old_failures() -> None:
 
 
 def test_key_rotation_retires_after_token_ttl() -> None:
-    """Rotation makes a new active key; the old one is RETIRING until the max TTL passes."""
+    """Rotation makes a new active key; the old one is RETIRING until the max TTL (plus margin) passes."""
     old = keys.generate(T0)
     new, changed = keys.rotate([old], T0 + timedelta(hours=1), timedelta(seconds=900))
     retiring = changed[0]
     rotated_at = T0 + timedelta(hours=1)
     assert retiring.status(rotated_at) is keys.KeyStatus.RETIRING
-    assert retiring.is_published(rotated_at + timedelta(seconds=899))
-    assert retiring.status(rotated_at + timedelta(seconds=900)) is keys.KeyStatus.RETIRED
+    retire_at = rotated_at + timedelta(seconds=900) + keys.RETIRE_MARGIN
+    assert retiring.is_published(retire_at - timedelta(seconds=1))
+    assert retiring.status(retire_at) is keys.KeyStatus.RETIRED
     assert keys.active([retiring, new], rotated_at) == new
     assert keys.public_jwk(new)["crv"] == "P-256"
 

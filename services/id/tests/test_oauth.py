@@ -8,6 +8,7 @@ import pytest
 from libs.clock import FrozenClock
 from libs.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from services.id.container import IdContainer
+from services.id.domain import keys as keys_domain
 from services.id.domain import pkce
 from services.id.domain.tokens import ACCESS_TOKEN_TYPE
 from services.id.service.grants import TokenRequest
@@ -240,7 +241,7 @@ async def test_key_rotation_keeps_old_key_published(container: IdContainer, cloc
     assert jwt.get_unverified_header(tokens.access_token)["kid"] == new.kid
     assert {k["kid"] for k in await container.oauth.jwks()} == {old_kid, new.kid}
     assert await container.checker.check(old_access) is not None
-    clock.advance(container.config.access_token_ttl.total_seconds() + 1)
+    clock.advance((container.config.access_token_ttl + keys_domain.RETIRE_MARGIN).total_seconds() + 1)
     assert {k["kid"] for k in await container.oauth.jwks()} == {new.kid}
     assert await container.keyring.public_key(old_kid) is None
 
