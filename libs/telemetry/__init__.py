@@ -5,6 +5,7 @@ on the server side and `start_client_span` + `inject_context` on the client side
 """
 
 from libs.telemetry._logging import REDACTED, SECRET_KEYS, configure_logging, redact_secrets
+from libs.telemetry._metrics import add_metric_reader
 from libs.telemetry._rpc import RpcTelemetry, ServerCall
 from libs.telemetry._setup import Telemetry, setup_telemetry
 from libs.telemetry._tracing import (
@@ -20,6 +21,7 @@ __all__ = [
     "RpcTelemetry",
     "ServerCall",
     "Telemetry",
+    "add_metric_reader",
     "add_span_exporter",
     "configure_logging",
     "extract_context",

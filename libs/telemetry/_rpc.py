@@ -22,6 +22,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
 from libs.telemetry._logging import get_logger
 from libs.telemetry._methods import RpcMethod, rpc_method, status_number
+from libs.telemetry._metrics import IN_FLIGHT, LIVENESS
 from libs.telemetry._tracing import TRACER_NAME, extract_context
 
 ACCESS_LOGGER = "furima.access"
@@ -46,7 +47,7 @@ class RpcTelemetry:
     proxies forward once ``setup_telemetry`` runs); tests pass their own.
     """
 
-    __slots__ = ("_active", "_duration", "_log", "_tracer", "service_name")
+    __slots__ = ("_always_record", "_duration", "_log", "_tracer", "service_name")
 
     def __init__(
         self,
@@ -61,9 +62,14 @@ class RpcTelemetry:
         self._duration = meter.create_histogram(
             "rpc.server.duration", unit="ms", description="Duration of inbound RPCs."
         )
-        self._active = meter.create_up_down_counter(
-            "rpc.server.active_requests", unit="{request}", description="Inbound RPCs in flight."
+        meter.create_observable_up_down_counter(
+            "rpc.server.active_requests",
+            callbacks=[IN_FLIGHT.observe],
+            unit="{request}",
+            description="Inbound RPCs in flight.",
         )
+        # A provider handed in (tests) is assumed to have readers; the global one says so.
+        self._always_record = meter_provider is not None
         self._log = get_logger(ACCESS_LOGGER)
 
     def start_server_span(self, method: str, metadata: Sequence[tuple[str, str | bytes]] | None) -> ServerCall:
@@ -73,7 +79,7 @@ class RpcTelemetry:
         span = self._tracer.start_span(
             names.span_name, context=parent, kind=SpanKind.SERVER, attributes=names.span_attributes
         )
-        self._active.add(1, names.span_attributes)
+        IN_FLIGHT.enter(names)
         return ServerCall(self, names, span, parent)
 
     def _record(self, call: ServerCall, code: grpc.StatusCode, error: str | None) -> None:
@@ -85,8 +91,9 @@ class RpcTelemetry:
             span.set_attribute("rpc.grpc.status_code", status_number(code))
             if code is not grpc.StatusCode.OK:
                 span.set_status(Status(StatusCode.ERROR, error))
-        self._duration.record(duration_ms, names.metric_attributes(code))
-        self._active.add(-1, names.span_attributes)
+        IN_FLIGHT.leave(names)
+        if self._always_record or LIVENESS.live:
+            self._duration.record(duration_ms, names.metric_attributes(code))
         log = self._log.warning if code in _SERVER_FAULTS else self._log.info
         ctx = span.get_span_context()
         valid = ctx.is_valid
@@ -170,8 +177,7 @@ class ServerCall:
         self.principal = subject
         self.client_id = client_id
         if self.span.is_recording():
-            self.span.set_attribute("enduser.id", subject)
-            self.span.set_attribute("furima.client_id", client_id)
+            self.span.set_attributes({"enduser.id": subject, "furima.client_id": client_id})
 
     def finish(self, code: grpc.StatusCode, error: str | None = None) -> None:
         """Record status, duration and the access line; later calls are ignored."""

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from libs.telemetry import _env
 from libs.telemetry._logging import configure_logging, get_logger
-from libs.telemetry._metrics import build_meter_provider
+from libs.telemetry._metrics import add_metric_reader, build_meter_provider
 from libs.telemetry._tracing import (
     add_span_exporter,
     attach_processor,
@@ -36,6 +37,10 @@ class Telemetry:
     def add_span_exporter(self, exporter: SpanExporter) -> None:
         """Export spans ended from now on to ``exporter`` as well (synchronously)."""
         add_span_exporter(exporter, self.tracer_provider)
+
+    def add_metric_reader(self, reader: MetricReader) -> None:
+        """Attach a metric reader (Prometheus, in-memory) to the installed provider."""
+        add_metric_reader(reader, self.meter_provider)
 
     def force_flush(self, timeout_millis: int = 5_000) -> None:
         """Push buffered spans and metrics out now."""

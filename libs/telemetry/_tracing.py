@@ -3,9 +3,11 @@
 When nothing exports, the provider stays an SDK one so every request still gets a trace
 id for log correlation, but spans are not recorded: the export-gated sampler then acts
 as ``parentbased_always_off``. A root span costs one ``NonRecordingSpan`` (two random
-ids, no attributes, no processor calls); only a request whose caller sent a *sampled*
-``traceparent`` is recorded, which keeps the sampled flag flowing to downstream
-services that do export. An explicit ``OTEL_TRACES_SAMPLER`` always wins.
+ids, no attributes, no processor calls: ~3 us against ~20-30 us for a recorded span);
+only a request whose caller sent a *sampled* ``traceparent`` is recorded, which keeps
+the sampled flag flowing to downstream services that do export. An explicit
+``OTEL_TRACES_SAMPLER`` always wins: ``always_off`` for strictly nothing, or
+``parentbased_traceidratio`` to bound the recording cost of an exporting service.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 from collections.abc import Iterator, MutableSequence, Sequence
 from contextlib import contextmanager
 
+import grpc
 from opentelemetry import propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
@@ -36,7 +39,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
-from libs.telemetry._methods import rpc_method
+from libs.telemetry._methods import rpc_method, status_number
 
 Metadata = Sequence[tuple[str, str | bytes]]
 """gRPC invocation metadata as grpc hands it over: ``-bin`` keys carry bytes."""
@@ -105,15 +108,16 @@ def extract_context(metadata: Metadata | None) -> Context | None:
     return None
 
 
-def inject_context(metadata: MutableSequence[tuple[str, str]]) -> None:
+def inject_context(metadata: MutableSequence[tuple[str, str]] | MutableSequence[tuple[str, str | bytes]]) -> None:
     """Append the current context's W3C headers to outgoing metadata, replacing stale ones."""
     injected: list[tuple[str, str]] = []
     propagate.inject(injected, setter=_SETTER)
     if not injected:
         return
     names = {k for k, _ in injected}
-    if any(k in names for k, _ in metadata):
-        metadata[:] = [(k, v) for k, v in metadata if k not in names]
+    for index in range(len(metadata) - 1, -1, -1):
+        if metadata[index][0] in names:
+            del metadata[index]
     metadata.extend(injected)
 
 
@@ -121,12 +125,20 @@ def inject_context(metadata: MutableSequence[tuple[str, str]]) -> None:
 def start_client_span(method: str) -> Iterator[trace.Span]:
     """Open a current CLIENT span for an outgoing call; an escaping exception marks it ERROR.
 
-    Call ``inject_context`` inside the block so the server's span becomes its child.
+    Call ``inject_context`` inside the block so the server's span becomes its child. A
+    gRPC error leaving the block also records its status code on the span.
     """
     names = rpc_method(method)
     tracer = trace.get_tracer(TRACER_NAME)
     with tracer.start_as_current_span(names.span_name, kind=SpanKind.CLIENT, attributes=names.span_attributes) as span:
-        yield span
+        try:
+            yield span
+        except grpc.RpcError as error:
+            if isinstance(error, grpc.aio.AioRpcError | grpc.Call) and span.is_recording():
+                span.set_attribute("rpc.grpc.status_code", status_number(error.code()))
+            raise
+        if span.is_recording():
+            span.set_attribute("rpc.grpc.status_code", 0)
 
 
 class ExportGatedSampler(Sampler):
@@ -182,7 +194,7 @@ def add_span_exporter(exporter: SpanExporter, provider: TracerProvider | None = 
     target = provider if provider is not None else trace.get_tracer_provider()
     if not isinstance(target, TracerProvider):
         msg = "no SDK TracerProvider is installed; call setup_telemetry() first"
-        raise RuntimeError(msg)
+        raise TypeError(msg)
     attach_processor(target, SimpleSpanProcessor(exporter))
 
 

@@ -32,6 +32,7 @@ from libs.telemetry import (
     setup_telemetry,
     start_client_span,
 )
+from libs.telemetry import _metrics as metrics_module
 from libs.telemetry._tracing import build_tracer_provider
 
 METHOD = "/furima.id.v1.UserService/GetUser"
@@ -83,8 +84,8 @@ def access_lines(buffer: io.StringIO) -> list[dict[str, Any]]:
     return [line for line in lines if line.get("logger") == "furima.access"]
 
 
-def metric_points(reader: InMemoryMetricReader, name: str) -> list[Any]:
-    """Collect the data points of one metric."""
+def metric_points(reader: InMemoryMetricReader, name: str, method: str = "GetUser") -> list[Any]:
+    """Collect one metric's data points for one method (in-flight counts are process-wide)."""
     data = reader.get_metrics_data()
     assert data is not None
     return [
@@ -94,6 +95,7 @@ def metric_points(reader: InMemoryMetricReader, name: str) -> list[Any]:
         for metric in scope.metrics
         if metric.name == name
         for point in metric.data.data_points
+        if point.attributes.get("rpc.method") == method
     ]
 
 
@@ -281,6 +283,37 @@ def test_redaction_rules() -> None:
     assert redact_secrets(None, "info", {"code": "PERMISSION_DENIED"}) == {"code": "PERMISSION_DENIED"}
 
 
+def test_traceback_keeps_text_but_loses_tokens(log_output: io.StringIO) -> None:
+    """An exception's traceback is logged with only the tokens in it replaced."""
+    try:
+        raise ValueError(f"rejected Bearer {JWT}")
+    except ValueError:
+        structlog.get_logger("test").exception("failed")
+
+    (line,) = [json.loads(raw) for raw in log_output.getvalue().splitlines()]
+    assert "ValueError: rejected [redacted]" in line["exception"]
+    assert JWT not in line["exception"]
+
+
+def test_global_durations_wait_for_a_reader(log_output: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the global provider, durations are recorded only once a reader is attached."""
+    monkeypatch.setattr(metrics_module.LIVENESS, "live", False)
+    installed = setup_telemetry("test-svc")
+    telemetry = RpcTelemetry("test-svc")
+    with telemetry.start_server_span(METHOD, None) as call:
+        call.finish(grpc.StatusCode.OK)  # not recorded: nothing would read it
+
+    reader = InMemoryMetricReader()
+    installed.add_metric_reader(reader)
+    try:
+        with telemetry.start_server_span(METHOD, None) as call:
+            call.finish(grpc.StatusCode.OK)
+        (point,) = metric_points(reader, "rpc.server.duration")
+        assert point.count == 1
+    finally:
+        installed.meter_provider.remove_metric_reader(reader)
+
+
 def test_idle_provider_mints_ids_without_recording(monkeypatch: pytest.MonkeyPatch) -> None:
     """With no exporter, spans are non-recording but carry trace ids; attaching one starts recording."""
     monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
@@ -296,6 +329,20 @@ def test_idle_provider_mints_ids_without_recording(monkeypatch: pytest.MonkeyPat
     tracer.start_span("busy").end()
     assert [s.name for s in exporter.get_finished_spans()] == ["busy"]
     provider.shutdown()
+
+
+async def test_client_span_records_grpc_error(log_output: io.StringIO) -> None:
+    """A gRPC error leaving start_client_span marks the CLIENT span ERROR with its code."""
+    exporter = InMemorySpanExporter()
+    setup_telemetry("test-svc", span_exporter=exporter)
+    error = grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata())
+
+    with pytest.raises(grpc.aio.AioRpcError), start_client_span(METHOD):
+        raise error
+
+    (client,) = exporter.get_finished_spans()
+    assert client.status.status_code is StatusCode.ERROR
+    assert (client.attributes or {})["rpc.grpc.status_code"] == grpc.StatusCode.UNAVAILABLE.value[0]
 
 
 def test_setup_is_idempotent_and_client_spans_export(log_output: io.StringIO) -> None:
