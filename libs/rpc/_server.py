@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import structlog
@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from libs.auth import Authorizer, TokenVerifier
 from libs.rpc._config import ServerConfig
-from libs.rpc._middleware import ServerMiddleware
+from libs.rpc._middleware import ServerMiddleware, WrappingRegistrar
 from libs.telemetry import RpcTelemetry
 
 log = structlog.get_logger("furima.server")
@@ -46,7 +46,6 @@ class GrpcServer:
         self.health = HealthServicer()
         self._services: list[str] = []
         self._server = grpc.aio.server(
-            interceptors=[self.middleware],
             options=_server_options(config),
             maximum_concurrent_rpcs=config.max_concurrent_rpcs or None,
         )
@@ -54,8 +53,13 @@ class GrpcServer:
         self._stopping = asyncio.Event()
 
     def add(self, register: Register, servicer: Any, descriptor: ServiceDescriptor) -> None:
-        """Serve ``servicer`` (registered by the generated ``add_XServicer_to_server``)."""
-        register(servicer, self._server)
+        """Serve ``servicer`` (registered by the generated ``add_XServicer_to_server``),
+        each method wrapped in the shared middleware.
+        """
+        registrar = WrappingRegistrar(self._server, self.middleware)
+        register(servicer, cast(grpc.aio.Server, registrar))
+        if registrar.registered != [descriptor.full_name]:
+            raise TypeError(f"{descriptor.full_name}: regenerate the stubs (make protos); got {registrar.registered}")
         self._services.append(descriptor.full_name)
 
     @property

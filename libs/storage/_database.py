@@ -56,6 +56,7 @@ class Database:
             kwargs["max_overflow"] = pool_size
             kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self._sqlite_writer = asyncio.Lock()
         if self.engine.dialect.name == "sqlite":
             _configure_sqlite(self.engine)
 
@@ -67,12 +68,20 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """A write transaction: committed when the block ends, rolled back on error."""
-        async with self.engine.connect() as conn:
-            if self.dialect == "sqlite":
+        if self.dialect != "sqlite":
+            async with self.engine.connect() as conn:
+                tx = Transaction(conn)
+                async with conn.begin():
+                    yield tx
+        else:
+            # SQLite has one writer at a time. Queueing this process's writers here is
+            # fair and immediate; left to SQLite's busy handler they would sleep and
+            # retry (up to 100 ms a try), which wrecks tail latency under load.
+            async with self._sqlite_writer, self.engine.connect() as conn:
                 conn = await conn.execution_options(furima_begin="BEGIN IMMEDIATE")
-            tx = Transaction(conn)
-            async with conn.begin():
-                yield tx
+                tx = Transaction(conn)
+                async with conn.begin():
+                    yield tx
         for callback in tx._after_commit:
             callback()
 
