@@ -24,6 +24,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from libs.telemetry import (
     REDACTED,
     RpcTelemetry,
+    Telemetry,
     add_span_exporter,
     configure_logging,
     extract_context,
@@ -33,6 +34,7 @@ from libs.telemetry import (
     start_client_span,
 )
 from libs.telemetry import _metrics as metrics_module
+from libs.telemetry._output import BufferedLineWriter, BufferedLogger
 from libs.telemetry._tracing import build_tracer_provider
 
 METHOD = "/furima.id.v1.UserService/GetUser"
@@ -55,6 +57,24 @@ def log_output() -> Iterator[io.StringIO]:
     root.handlers[:] = handlers
     root.setLevel(level)
     structlog.contextvars.clear_contextvars()
+
+
+@pytest.fixture
+def installed() -> Iterator[Telemetry]:
+    """The process-wide setup (made once), with this test's log lines kept in memory.
+
+    ``setup_telemetry`` configures logging only on its first call; the buffer set up
+    after it keeps lines from going to the process's stderr.
+    """
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    telemetry = setup_telemetry("test-svc", log_format="json")
+    configure_logging("test-svc", fmt="json", level="INFO", stream=io.StringIO())
+    yield telemetry
+    structlog.configure(**saved)
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture
@@ -295,10 +315,9 @@ def test_traceback_keeps_text_but_loses_tokens(log_output: io.StringIO) -> None:
     assert JWT not in line["exception"]
 
 
-def test_global_durations_wait_for_a_reader(log_output: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_global_durations_wait_for_a_reader(installed: Telemetry, monkeypatch: pytest.MonkeyPatch) -> None:
     """On the global provider, durations are recorded only once a reader is attached."""
     monkeypatch.setattr(metrics_module.LIVENESS, "live", False)
-    installed = setup_telemetry("test-svc")
     telemetry = RpcTelemetry("test-svc")
     with telemetry.start_server_span(METHOD, None) as call:
         call.finish(grpc.StatusCode.OK)  # not recorded: nothing would read it
@@ -312,6 +331,18 @@ def test_global_durations_wait_for_a_reader(log_output: io.StringIO, monkeypatch
         assert point.count == 1
     finally:
         installed.meter_provider.remove_metric_reader(reader)
+
+
+def test_buffered_output_keeps_order_and_flushes_warnings() -> None:
+    """INFO lines wait in the buffer; a WARNING writes them and itself at once, in order."""
+    stream = io.StringIO()
+    output = BufferedLogger(BufferedLineWriter(stream, interval_s=3600))
+
+    output.info("one")
+    output.info("two")
+    assert stream.getvalue() == ""
+    output.warning("three")
+    assert stream.getvalue() == "one\ntwo\nthree\n"
 
 
 def test_idle_provider_mints_ids_without_recording(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -331,10 +362,10 @@ def test_idle_provider_mints_ids_without_recording(monkeypatch: pytest.MonkeyPat
     provider.shutdown()
 
 
-async def test_client_span_records_grpc_error(log_output: io.StringIO) -> None:
+async def test_client_span_records_grpc_error(installed: Telemetry) -> None:
     """A gRPC error leaving start_client_span marks the CLIENT span ERROR with its code."""
     exporter = InMemorySpanExporter()
-    setup_telemetry("test-svc", span_exporter=exporter)
+    installed.add_span_exporter(exporter)
     error = grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata())
 
     with pytest.raises(grpc.aio.AioRpcError), start_client_span(METHOD):
@@ -345,12 +376,11 @@ async def test_client_span_records_grpc_error(log_output: io.StringIO) -> None:
     assert (client.attributes or {})["rpc.grpc.status_code"] == grpc.StatusCode.UNAVAILABLE.value[0]
 
 
-def test_setup_is_idempotent_and_client_spans_export(log_output: io.StringIO) -> None:
+def test_setup_is_idempotent_and_client_spans_export(installed: Telemetry) -> None:
     """A second setup returns the first; a late exporter sees CLIENT spans from start_client_span."""
     exporter = InMemorySpanExporter()
-    first = setup_telemetry("test-svc", log_format="json")
     again = setup_telemetry("other-svc", span_exporter=exporter)
-    assert again is first
+    assert again is installed
 
     with start_client_span(METHOD) as span:
         metadata: list[tuple[str, str]] = []
