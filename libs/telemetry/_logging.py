@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TextIO
@@ -22,8 +22,6 @@ from opentelemetry import trace
 from structlog.contextvars import merge_contextvars
 from structlog.processors import format_exc_info
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
-
-from libs.telemetry._output import BufferedLogger, WriterStream, buffered_writer
 
 REDACTED = "[redacted]"
 
@@ -166,50 +164,34 @@ def _renderer(fmt: str, stream: TextIO) -> Processor:
 
 
 def configure_logging(
-    service_name: str,
-    fmt: str = "console",
-    level: str = "INFO",
-    *,
-    stream: TextIO | None = None,
-    buffered: bool | None = None,
+    service_name: str, fmt: str = "console", level: str = "INFO", *, stream: TextIO | None = None
 ) -> None:
     """Configure structlog (and route stdlib logging) for this process.
 
     ``fmt`` is ``"json"`` (one object per line) or ``"console"``; output goes to
-    ``stream``, default stderr. Output is batched (see `BufferedLineWriter`) when
-    ``buffered``, by default only for the process's own stderr, so a stream passed in
-    (tests) sees each line at once. Loggers are cached on first use: configure before
-    logging; a logger already used keeps the configuration it first saw.
+    ``stream``, default stderr, one write per line (never lost in a buffer). Loggers are
+    cached on first use: configure before logging; a logger already used keeps the
+    configuration it first saw.
     """
     out = stream if stream is not None else sys.stderr
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
     renderer = _renderer(fmt, out)
     shared: list[Processor] = [_Enrich(service_name)]
-    logger_factory: Callable[..., WrappedLogger]
-    handler_stream: TextIO | WriterStream
-    if buffered if buffered is not None else stream is None:
-        writer = buffered_writer(out)
-        output = BufferedLogger(writer)
-        logger_factory = lambda *_args: output  # noqa: E731  # one shared output logger
-        handler_stream = WriterStream(writer)
-    else:
-        logger_factory = structlog.WriteLoggerFactory(file=out)
-        handler_stream = out
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         context_class=dict,
-        logger_factory=logger_factory,
+        logger_factory=structlog.WriteLoggerFactory(file=out),
         cache_logger_on_first_use=True,
     )
-    _route_stdlib(shared, renderer, numeric_level, handler_stream)
+    _route_stdlib(shared, renderer, numeric_level, out)
 
 
 class _FurimaHandler(logging.StreamHandler):  # type: ignore[type-arg]  # TextIO stream
     """Marks the root handler this module installed, so reconfiguring replaces it."""
 
 
-def _route_stdlib(shared: list[Processor], renderer: Processor, level: int, out: TextIO | WriterStream) -> None:
+def _route_stdlib(shared: list[Processor], renderer: Processor, level: int, out: TextIO) -> None:
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],

@@ -34,7 +34,6 @@ from libs.telemetry import (
     start_client_span,
 )
 from libs.telemetry import _metrics as metrics_module
-from libs.telemetry._output import BufferedLineWriter, BufferedLogger
 from libs.telemetry._tracing import build_tracer_provider
 
 METHOD = "/furima.id.v1.UserService/GetUser"
@@ -331,18 +330,6 @@ def test_global_durations_wait_for_a_reader(installed: Telemetry, monkeypatch: p
         assert point.count == 1
     finally:
         installed.meter_provider.remove_metric_reader(reader)
-
-
-def test_buffered_output_keeps_order_and_flushes_warnings() -> None:
-    """INFO lines wait in the buffer; a WARNING writes them and itself at once, in order."""
-    stream = io.StringIO()
-    output = BufferedLogger(BufferedLineWriter(stream, interval_s=3600))
-
-    output.info("one")
-    output.info("two")
-    assert stream.getvalue() == ""
-    output.warning("three")
-    assert stream.getvalue() == "one\ntwo\nthree\n"
 
 
 def test_idle_provider_mints_ids_without_recording(monkeypatch: pytest.MonkeyPatch) -> None:
