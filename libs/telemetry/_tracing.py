@@ -1,13 +1,15 @@
 """Tracing: the SDK tracer provider, W3C propagation over gRPC metadata, client spans.
 
 When nothing exports, the provider stays an SDK one so every request still gets a trace
-id for log correlation, but spans are not recorded: the export-gated sampler then acts
-as ``parentbased_always_off``. A root span costs one ``NonRecordingSpan`` (two random
-ids, no attributes, no processor calls: ~3 us against ~20-30 us for a recorded span);
-only a request whose caller sent a *sampled* ``traceparent`` is recorded, which keeps
-the sampled flag flowing to downstream services that do export. An explicit
-``OTEL_TRACES_SAMPLER`` always wins: ``always_off`` for strictly nothing, or
-``parentbased_traceidratio`` to bound the recording cost of an exporting service.
+id for log correlation (continuing the caller's trace id when it sent one), but no span
+is recorded: the export-gated sampler then acts as ``always_off``. A span then costs one
+``NonRecordingSpan`` (a random span id, no attributes, no processor calls: ~3 us
+against ~30 us for a recorded one), whatever the caller sends. The price: the sampled
+flag this service passes on is 0, so a non-exporting hop between exporting services cuts
+their trace; set ``OTEL_TRACES_SAMPLER=parentbased_always_off`` on such a service to
+record (uselessly, but keep the flag for) requests its callers sampled. An explicit
+``OTEL_TRACES_SAMPLER`` always wins, e.g. ``parentbased_traceidratio`` with
+``OTEL_TRACES_SAMPLER_ARG=0.1`` to bound the recording cost of an exporting service.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import (
-    DEFAULT_OFF,
+    ALWAYS_OFF,
     Sampler,
     SamplingResult,
     _get_from_env_or_default,  # the SDK's own OTEL_TRACES_SAMPLER parsing
@@ -148,7 +150,7 @@ class ExportGatedSampler(Sampler):
     that work without replacing the (set-once) global provider.
     """
 
-    def __init__(self, exporting: Sampler, idle: Sampler = DEFAULT_OFF) -> None:
+    def __init__(self, exporting: Sampler, idle: Sampler = ALWAYS_OFF) -> None:
         self._exporting = exporting
         self._idle = idle
         self.delegate = idle

@@ -333,7 +333,7 @@ def test_global_durations_wait_for_a_reader(installed: Telemetry, monkeypatch: p
 
 
 def test_idle_provider_mints_ids_without_recording(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With no exporter, spans are non-recording but carry trace ids; attaching one starts recording."""
+    """With no exporter, spans never record but carry (continued) trace ids; attaching one starts recording."""
     monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
     provider = build_tracer_provider(Resource.create({"service.name": "test-svc"}))
     tracer = provider.get_tracer("test")
@@ -341,6 +341,10 @@ def test_idle_provider_mints_ids_without_recording(monkeypatch: pytest.MonkeyPat
     idle = tracer.start_span("idle")
     assert not idle.is_recording()
     assert idle.get_span_context().is_valid
+    sampled_parent = extract_context([("traceparent", TRACEPARENT)])
+    child = tracer.start_span("child", context=sampled_parent)
+    assert not child.is_recording()
+    assert format(child.get_span_context().trace_id, "032x") == TRACE_ID
 
     exporter = InMemorySpanExporter()
     add_span_exporter(exporter, provider)
