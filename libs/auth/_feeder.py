@@ -29,7 +29,8 @@ class DenyListFeeder:
             name="denylist-feeder",
         )
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.caught_up.wait(), catch_up_timeout)
+            async with asyncio.timeout(catch_up_timeout):
+                await self.caught_up.wait()
 
     async def stop(self) -> None:
         """Stop following."""

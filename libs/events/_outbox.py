@@ -95,8 +95,11 @@ class Outbox:
         """Wait until `notify` is called or ``at_most`` seconds pass (other processes only poll)."""
         waiter = asyncio.Event()
         self._waiters.add(waiter)
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+        # races with the wake-up, leaving a stream that never stops.
         try:
-            await asyncio.wait_for(waiter.wait(), at_most)
+            async with asyncio.timeout(at_most):
+                await waiter.wait()
         except TimeoutError:
             pass
         finally:
