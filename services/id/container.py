@@ -12,6 +12,7 @@ from services.id.config import IdConfig
 from services.id.domain.passwords import PasswordHasher
 from services.id.service._runtime import Runtime
 from services.id.service.audit import AuditService
+from services.id.service.audit_log import AuditLog
 from services.id.service.checking import AccessTokenChecker
 from services.id.service.clients import ClientService
 from services.id.service.consents import ConsentService
@@ -50,7 +51,7 @@ def assemble(config: IdConfig, db: Database, clock: Clock | None = None) -> IdCo
     rt = Runtime(config=config, db=db, outbox=outbox, clock=clock)
     keyring = KeyRing(rt)
     checker = AccessTokenChecker(rt, keyring)
-    issuer = TokenIssuer(rt, keyring)
+    issuer = TokenIssuer(rt, keyring, AuditLog(db))
     return IdContainer(
         config=config,
         db=db,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from libs.errors import DomainError, InvalidArgument, PermissionDenied
@@ -52,6 +53,10 @@ def _audience(requested: tuple[str, ...], allowed: tuple[str, ...] | None = None
     return aud
 
 
+_CLIENT_CACHE_TTL = 5.0
+_CLIENT_CACHE_SIZE = 10_000
+
+
 class Grants:
     """Runs one grant of the token endpoint."""
 
@@ -59,6 +64,7 @@ class Grants:
         self._rt = rt
         self._issuer = issuer
         self._checker = checker
+        self._clients: dict[str, tuple[float, Client]] = {}
 
     async def token(self, req: TokenRequest, source: str = "") -> TokenSet:
         """Dispatch on ``grant_type`` after authenticating the client."""
@@ -68,8 +74,7 @@ class Grants:
             raise InvalidArgument(
                 f"unsupported grant_type {req.grant_type!r}", reason="UNSUPPORTED_GRANT_TYPE"
             ) from None
-        async with self._rt.db.read() as conn:
-            client = authenticate(await client_repo.get(conn, req.client_id), req.client_secret)
+        client = authenticate(await self._client(req.client_id), req.client_secret)
         require_grant(client, grant)
         if grant is GrantType.CLIENT_CREDENTIALS:
             return await self._client_credentials(client, req, source)
@@ -79,6 +84,23 @@ class Grants:
             return await self._refresh(client, req, source)
         return await self._exchange(client, req, source)
 
+    async def _client(self, client_id: str) -> Client | None:
+        """The registered client, from a short-lived cache: the token endpoint is the
+        hottest path of the service and clients change rarely (never, once registered,
+        in this version).
+        """
+        now = time.monotonic()
+        cached = self._clients.get(client_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self._rt.db.read() as conn:
+            client = await client_repo.get(conn, client_id)
+        if client is not None:
+            if len(self._clients) > _CLIENT_CACHE_SIZE:
+                self._clients.clear()
+            self._clients[client_id] = (now + _CLIENT_CACHE_TTL, client)
+        return client
+
     async def _client_credentials(self, client: Client, req: TokenRequest, source: str) -> TokenSet:
         if not client.confidential:
             raise PermissionDenied("client_credentials needs a confidential client", reason="UNAUTHORIZED_CLIENT")
@@ -86,16 +108,15 @@ class Grants:
         if scopes is None:
             raise _invalid_scope()
         audience = _audience(req.audience)
-        async with self._rt.db.transaction() as tx:
-            token, ttl = await self._issuer.access_token(
-                tx,
-                subject=client.client_id,
-                client_id=client.client_id,
-                scopes=scopes,
-                audience=audience,
-                grant=req.grant_type,
-                source=source,
-            )
+        token, ttl = await self._issuer.access_token(
+            None,
+            subject=client.client_id,
+            client_id=client.client_id,
+            scopes=scopes,
+            audience=audience,
+            grant=req.grant_type,
+            source=source,
+        )
         return TokenSet(token, ttl, format_scopes(scopes))
 
     async def _authorization_code(self, client: Client, req: TokenRequest, source: str) -> TokenSet:

@@ -18,6 +18,7 @@ from services.id.domain.tokens import (
     new_opaque_token,
 )
 from services.id.service._runtime import Runtime, record
+from services.id.service.audit_log import AuditLog
 from services.id.service.keyring import KeyRing
 from services.id.store import tokens as token_repo
 
@@ -37,13 +38,14 @@ class TokenSet:
 class TokenIssuer:
     """Signs access tokens and keeps refresh-token families."""
 
-    def __init__(self, rt: Runtime, keyring: KeyRing) -> None:
+    def __init__(self, rt: Runtime, keyring: KeyRing, audit_log: AuditLog) -> None:
         self._rt = rt
         self._keyring = keyring
+        self._audit_log = audit_log
 
     async def access_token(
         self,
-        tx: Transaction,
+        tx: Transaction | None,
         *,
         subject: str,
         client_id: str,
@@ -54,7 +56,10 @@ class TokenIssuer:
         grant: str,
         source: str = "",
     ) -> tuple[str, int]:
-        """Return a signed access token and its lifetime in seconds; audited as ``token.issued``."""
+        """Return a signed access token and its lifetime in seconds; audited as ``token.issued``.
+
+        Without ``tx`` (the token is the request's only effect) the audit event is group-committed.
+        """
         now = self._rt.clock.now()
         ttl = self._rt.config.access_token_ttl
         claims = access_claims(
@@ -72,18 +77,19 @@ class TokenIssuer:
         details = {"jti": claims.jti, "grant": grant, "scope": format_scopes(scopes)}
         if actor:
             details["act"] = str(actor.get("sub", ""))
-        await record(
-            tx,
-            audit.event(
-                audit.TOKEN_ISSUED,
-                subject,
-                now,
-                client_id=client_id,
-                actor=str(actor["sub"]) if actor else subject,
-                source=source,
-                details=details,
-            ),
+        issued = audit.event(
+            audit.TOKEN_ISSUED,
+            subject,
+            now,
+            client_id=client_id,
+            actor=str(actor["sub"]) if actor else subject,
+            source=source,
+            details=details,
         )
+        if tx is None:
+            await self._audit_log.record(issued)
+        else:
+            await record(tx, issued)
         return token, int(ttl.total_seconds())
 
     async def start_session(

@@ -11,20 +11,28 @@ from services.id.domain.audit import AuditEvent
 from services.id.store.tables import audit_events
 
 
+def _row(event: AuditEvent) -> dict[str, object]:
+    return {
+        "id": event.id,
+        "type": event.type,
+        "subject": event.subject,
+        "client_id": event.client_id,
+        "actor": event.actor,
+        "source": event.source,
+        "details": json.dumps(dict(event.details), sort_keys=True),
+        "occurred_at": event.occurred_at,
+    }
+
+
 async def add(conn: AsyncConnection, event: AuditEvent) -> None:
     """Append an audit event."""
-    await conn.execute(
-        insert(audit_events).values(
-            id=event.id,
-            type=event.type,
-            subject=event.subject,
-            client_id=event.client_id,
-            actor=event.actor,
-            source=event.source,
-            details=json.dumps(dict(event.details), sort_keys=True),
-            occurred_at=event.occurred_at,
-        )
-    )
+    await conn.execute(insert(audit_events).values(**_row(event)))
+
+
+async def add_many(conn: AsyncConnection, events: list[AuditEvent]) -> None:
+    """Append several audit events in one statement."""
+    if events:
+        await conn.execute(insert(audit_events), [_row(e) for e in events])
 
 
 async def page(
