@@ -20,13 +20,12 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
-from libs.telemetry._logging import get_logger
+from libs.telemetry._logging import emit_json_line, get_logger
 from libs.telemetry._methods import RpcMethod, rpc_method, status_number
 from libs.telemetry._metrics import IN_FLIGHT, LIVENESS
-from libs.telemetry._tracing import TRACER_NAME, extract_context
+from libs.telemetry._tracing import TRACER_NAME, extract_context, sampling_is_idle, unsampled_span
 
 ACCESS_LOGGER = "furima.access"
-_NO_FIELDS: dict[str, str] = {}
 
 _SERVER_FAULTS = frozenset(
     {
@@ -47,7 +46,7 @@ class RpcTelemetry:
     proxies forward once ``setup_telemetry`` runs); tests pass their own.
     """
 
-    __slots__ = ("_always_record", "_duration", "_log", "_tracer", "service_name")
+    __slots__ = ("_always_record", "_duration", "_log", "_provider", "_tracer", "service_name")
 
     def __init__(
         self,
@@ -57,6 +56,7 @@ class RpcTelemetry:
         meter_provider: MeterProvider | None = None,
     ) -> None:
         self.service_name = service_name
+        self._provider = tracer_provider
         self._tracer = trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider)
         meter = metrics.get_meter(TRACER_NAME, meter_provider=meter_provider)
         self._duration = meter.create_histogram(
@@ -76,9 +76,12 @@ class RpcTelemetry:
         """Start the SERVER span for ``method``, continuing the caller's W3C trace if sent."""
         names = rpc_method(method)
         parent = extract_context(metadata)
-        span = self._tracer.start_span(
-            names.span_name, context=parent, kind=SpanKind.SERVER, attributes=names.span_attributes
-        )
+        if sampling_is_idle(self._provider or trace.get_tracer_provider()):
+            span = unsampled_span(parent)
+        else:
+            span = self._tracer.start_span(
+                names.span_name, context=parent, kind=SpanKind.SERVER, attributes=names.span_attributes
+            )
         IN_FLIGHT.enter(names)
         return ServerCall(self, names, span, parent)
 
@@ -94,21 +97,25 @@ class RpcTelemetry:
         IN_FLIGHT.leave(names)
         if self._always_record or LIVENESS.live:
             self._duration.record(duration_ms, names.metric_attributes(code))
-        log = self._log.warning if code in _SERVER_FAULTS else self._log.info
         ctx = span.get_span_context()
         valid = ctx.is_valid
-        log(
-            "rpc",
-            logger=ACCESS_LOGGER,
-            method=names.full_name,
-            code=code.name,
-            duration_ms=round(duration_ms, 3),
-            principal=call.principal,
-            client_id=call.client_id,
-            trace_id=format(ctx.trace_id, "032x") if valid else "-",
-            span_id=format(ctx.span_id, "016x") if valid else "-",
-            **({"error": error} if error is not None else _NO_FIELDS),
-        )
+        fields: dict[str, object] = {
+            "event": "rpc",
+            "logger": ACCESS_LOGGER,
+            "method": names.full_name,
+            "code": code.name,
+            "duration_ms": round(duration_ms, 3),
+            "principal": call.principal,
+            "client_id": call.client_id,
+            "trace_id": format(ctx.trace_id, "032x") if valid else "-",
+            "span_id": format(ctx.span_id, "016x") if valid else "-",
+        }
+        if error is not None:
+            fields["error"] = error
+        level = "warning" if code in _SERVER_FAULTS else "info"
+        if not emit_json_line(level, fields):
+            del fields["event"]
+            (self._log.warning if level == "warning" else self._log.info)("rpc", **fields)
 
 
 class ServerCall:

@@ -30,6 +30,7 @@ from opentelemetry.sdk.environment_variables import OTEL_TRACES_SAMPLER
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     Sampler,
@@ -159,6 +160,11 @@ class ExportGatedSampler(Sampler):
         """Switch to the configured sampler: an exporter is attached."""
         self.delegate = self._exporting
 
+    @property
+    def idle(self) -> bool:
+        """Whether nothing is sampled now (no exporter yet, and the idle sampler is off)."""
+        return self.delegate is ALWAYS_OFF
+
     def should_sample(
         self,
         parent_context: Context | None,
@@ -177,6 +183,33 @@ class ExportGatedSampler(Sampler):
         return f"ExportGated{{{self.delegate.get_description()}}}"
 
 
+_IDS = RandomIdGenerator()
+
+
+def unsampled_span(parent: Context | None) -> trace.Span:
+    """What the SDK returns for a span its sampler drops, without the SDK's per-span work:
+    a non-recording span in the caller's trace (or a new one), with fresh ids for logs
+    and for propagation downstream.
+    """
+    remote = trace.get_current_span(parent).get_span_context() if parent is not None else None
+    if remote is not None and remote.is_valid:
+        trace_id, state = remote.trace_id, remote.trace_state
+    else:
+        trace_id, state = _IDS.generate_trace_id(), None
+    return trace.NonRecordingSpan(
+        trace.SpanContext(
+            trace_id, _IDS.generate_span_id(), is_remote=False, trace_flags=_NOT_SAMPLED, trace_state=state
+        )
+    )
+
+
+def sampling_is_idle(provider: object) -> bool:
+    """Whether ``provider`` drops every span right now (see `ExportGatedSampler`)."""
+    sampler = getattr(provider, "sampler", None)
+    return isinstance(sampler, ExportGatedSampler) and sampler.idle
+
+
+_NOT_SAMPLED = trace.TraceFlags(trace.TraceFlags.DEFAULT)
 _LOCK = threading.Lock()
 
 
