@@ -109,19 +109,25 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")[-limit:] if self.log_path.exists() else "(no log)"
 
     def mark_log(self) -> None:
-        """Remember the log's current end; `access_codes` counts only lines written after it."""
+        """Remember the log's end once it has settled (access lines are written in batches
+        up to 0.1 s late); `access_codes` counts only lines written after it.
+        """
+        self._wait_for_quiet_log(settle_s=2.0)
         self._mark = self.log_path.stat().st_size
 
-    def access_codes(self, method: str, settle_s: float = 2.0) -> Counter[str]:
-        """Status codes of the access lines for ``method`` since `mark_log` (waits briefly for stragglers)."""
+    def _wait_for_quiet_log(self, settle_s: float) -> None:
         deadline = time.monotonic() + settle_s
         previous = -1
         while True:
             size = self.log_path.stat().st_size
             if size == previous or time.monotonic() > deadline:
-                break
+                return
             previous = size
-            time.sleep(0.2)
+            time.sleep(0.25)
+
+    def access_codes(self, method: str, settle_s: float = 2.0) -> Counter[str]:
+        """Status codes of the access lines for ``method`` since `mark_log` (waits briefly for stragglers)."""
+        self._wait_for_quiet_log(settle_s)
         codes: Counter[str] = Counter()
         with self.log_path.open("rb") as log:
             log.seek(self._mark)

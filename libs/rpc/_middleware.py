@@ -40,12 +40,21 @@ class ServerMiddleware:
         self.domain = service_name
         self.authorizer = authorizer
         self.telemetry = telemetry
+        self.active: set[asyncio.Task[Any]] = set()
+        """Tasks of the calls in progress, so shutdown can wait for them to unwind."""
+
+    async def drain(self, within: float) -> None:
+        """Wait (bounded) until every call in progress has finished, including the cleanup
+        of a cancelled one, so resources it holds (a database connection) can be closed.
+        """
+        if self.active:
+            await asyncio.wait(list(self.active), timeout=within)
 
     def wrap(self, method: str, handler: Handler) -> Handler:
         """The handler of ``method`` ("/pkg.Service/Method") with the shared behaviour."""
         rule = rule_for_path(method)
         problem = rule_problem(rule)
-        authorizer, telemetry, domain = self.authorizer, self.telemetry, self.domain
+        authorizer, telemetry, domain, active = self.authorizer, self.telemetry, self.domain, self.active
 
         async def enter(context: Context, metadata: Any, call: Any) -> tuple[Any, Any]:
             if problem is not None or rule is None:
@@ -81,6 +90,9 @@ class ServerMiddleware:
             behavior = handler.unary_unary
 
             async def unary_unary(request: Any, context: Context) -> Any:
+                task = asyncio.current_task()
+                if task is not None:
+                    active.add(task)
                 metadata = context.invocation_metadata()
                 call = telemetry.start_server_span(method, metadata)
                 with call:
@@ -98,6 +110,7 @@ class ServerMiddleware:
                     finally:
                         _leave(bound)
                         call.finish(code)
+                        active.discard(task)  # type: ignore[arg-type]
 
             return grpc.unary_unary_rpc_method_handler(
                 unary_unary,
@@ -109,6 +122,9 @@ class ServerMiddleware:
             stream_behavior = handler.unary_stream
 
             async def unary_stream(request: Any, context: Context) -> AsyncIterator[Any]:
+                task = asyncio.current_task()
+                if task is not None:
+                    active.add(task)
                 metadata = context.invocation_metadata()
                 call = telemetry.start_server_span(method, metadata)
                 with call:
@@ -127,6 +143,7 @@ class ServerMiddleware:
                     finally:
                         _leave(bound)
                         call.finish(code)
+                        active.discard(task)  # type: ignore[arg-type]
 
             return grpc.unary_stream_rpc_method_handler(
                 unary_stream,

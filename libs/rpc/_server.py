@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from libs.auth import Authorizer, TokenVerifier
 from libs.rpc._config import ServerConfig
 from libs.rpc._middleware import ServerMiddleware, WrappingRegistrar
-from libs.telemetry import RpcTelemetry
+from libs.telemetry import RpcTelemetry, flush_logs
 
 log = structlog.get_logger("furima.server")
 
@@ -91,7 +91,12 @@ class GrpcServer:
     async def stop(self, grace: float | None = None) -> None:
         """Report NOT_SERVING, let in-flight calls finish within ``grace``, then stop."""
         await self.health.enter_graceful_shutdown()
-        await self._server.stop(self.config.shutdown_grace_s if grace is None else grace)
+        grace = self.config.shutdown_grace_s if grace is None else grace
+        await self._server.stop(grace)
+        # Cancelled calls may still be unwinding (closing a database connection, say):
+        # let them finish before the caller closes what they use.
+        await self.middleware.drain(within=grace + 5.0)
+        flush_logs()
         log.info("server_stopped", service=self.service_name)
 
     async def run_until_signal(self) -> None:

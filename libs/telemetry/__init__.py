@@ -4,7 +4,7 @@ Call `setup_telemetry` once at process start; the RPC middleware uses `RpcTeleme
 on the server side and `start_client_span` + `inject_context` on the client side.
 """
 
-from libs.telemetry._logging import REDACTED, SECRET_KEYS, configure_logging, redact_secrets
+from libs.telemetry._logging import REDACTED, SECRET_KEYS, configure_logging, flush_logs, redact_secrets
 from libs.telemetry._metrics import add_metric_reader
 from libs.telemetry._rpc import RpcTelemetry, ServerCall
 from libs.telemetry._setup import Telemetry, setup_telemetry
@@ -24,6 +24,7 @@ __all__ = [
     "add_metric_reader",
     "add_span_exporter",
     "configure_logging",
+    "flush_logs",
     "extract_context",
     "inject_context",
     "redact_secrets",

@@ -7,6 +7,8 @@ OpenTelemetry exporters) is routed through the same chain and renderer.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import json
 import logging
 import re
@@ -171,14 +173,50 @@ _LEVEL_NUMBERS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": loggi
 
 
 class _JsonSink:
-    """Where the JSON fast path writes (set by `configure_logging` for the json format)."""
+    """Where the JSON fast path writes (set by `configure_logging` for the json format).
 
-    __slots__ = ("level", "service", "stream")
+    Access lines are gathered and written together at most ``flush_interval`` seconds
+    later (or once ``max_lines`` wait): one write system call per batch instead of one
+    per RPC. Warnings and errors are written at once, and whatever waits is written at
+    exit; only a process killed outright can lose the last fraction of a second.
+    """
 
-    def __init__(self, service: str, level: int, stream: TextIO) -> None:
+    __slots__ = ("_lines", "_scheduled", "flush_interval", "level", "max_lines", "service", "stream")
+
+    def __init__(
+        self, service: str, level: int, stream: TextIO, *, flush_interval: float = 0.1, max_lines: int = 256
+    ) -> None:
         self.service = service
         self.level = level
         self.stream = stream
+        self.flush_interval = flush_interval
+        self.max_lines = max_lines
+        self._lines: list[str] = []
+        self._scheduled = False
+
+    def write(self, line: str, *, urgent: bool) -> None:
+        """Queue ``line`` (written now when urgent, full, or outside an event loop)."""
+        self._lines.append(line)
+        if urgent or len(self._lines) >= self.max_lines:
+            self.flush()
+            return
+        if not self._scheduled:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            loop.call_later(self.flush_interval, self.flush)
+            self._scheduled = True
+
+    def flush(self) -> None:
+        """Write every queued line."""
+        self._scheduled = False
+        if self._lines:
+            data = "".join(self._lines)
+            self._lines.clear()
+            self.stream.write(data)
+            self.stream.flush()
 
 
 _json_sink: _JsonSink | None = None
@@ -211,9 +249,18 @@ def emit_json_line(level: str, fields: dict[str, object]) -> bool:
     record["level"] = level
     record["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     record.setdefault("service", sink.service)
-    sink.stream.write(orjson.dumps(record, default=_json_fallback, option=_ORJSON_OPTIONS).decode())
-    sink.stream.flush()
+    line = orjson.dumps(record, default=_json_fallback, option=_ORJSON_OPTIONS).decode()
+    sink.write(line, urgent=_LEVEL_NUMBERS[level] >= logging.WARNING)
     return True
+
+
+def flush_logs() -> None:
+    """Write access lines still queued (called at exit and on graceful shutdown)."""
+    if _json_sink is not None:
+        _json_sink.flush()
+
+
+atexit.register(flush_logs)
 
 
 def configure_logging(
@@ -229,6 +276,7 @@ def configure_logging(
     global _json_sink
     out = stream if stream is not None else sys.stderr
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
+    flush_logs()
     _json_sink = _JsonSink(service_name, numeric_level, out) if fmt == "json" else None
     renderer = _renderer(fmt, out)
     shared: list[Processor] = [_Enrich(service_name)]
