@@ -28,6 +28,7 @@ from libs.telemetry import (
     add_span_exporter,
     configure_logging,
     extract_context,
+    flush_logs,
     inject_context,
     redact_secrets,
     setup_telemetry,
@@ -382,3 +383,21 @@ def test_setup_is_idempotent_and_client_spans_export(installed: Telemetry) -> No
     assert client.name == "furima.id.v1.UserService/GetUser"
     sent = trace.get_current_span(extract_context(metadata)).get_span_context()
     assert sent.span_id == client.context.span_id
+
+
+async def test_access_lines_are_batched_inside_an_event_loop(rpc: RpcTelemetry, log_output: io.StringIO) -> None:
+    """In a server, OK lines wait (at most 0.1 s) to be written together; a warning goes out at once with them."""
+    with rpc.start_server_span(METHOD, None) as call:
+        call.finish(grpc.StatusCode.OK)
+    assert access_lines(log_output) == []
+    with rpc.start_server_span(METHOD, None) as call:
+        call.finish(grpc.StatusCode.INTERNAL, "boom")
+    assert [line["code"] for line in access_lines(log_output)] == ["OK", "INTERNAL"]
+
+
+async def test_flush_logs_writes_what_waits(rpc: RpcTelemetry, log_output: io.StringIO) -> None:
+    """flush_logs (called on shutdown and at exit) writes queued access lines."""
+    with rpc.start_server_span(METHOD, None) as call:
+        call.finish(grpc.StatusCode.OK)
+    flush_logs()
+    assert [line["code"] for line in access_lines(log_output)] == ["OK"]
