@@ -27,8 +27,8 @@ class Plan(NamedTuple):
     """How many requests each run sends, at which concurrency."""
 
     echo_warmup: Load = Load(5_000, 8, 16)
-    echo: Load = Load(30_000, 8, 16)
-    echo_rounds: int = 3
+    echo: Load = Load(50_000, 8, 16)
+    echo_rounds: int = 5
     fixed_rate_connections: int = 4
     fixed_rate_seconds: int = 5
     token_warmup: Load = Load(500, 8, 4)
