@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-import time
 from contextvars import ContextVar, Token
+from typing import Any
 
-_deadline: ContextVar[float | None] = ContextVar("furima_deadline", default=None)
-
-
-def set_deadline(time_remaining: float | None) -> Token[float | None]:
-    """Record the current call's deadline (``time_remaining`` seconds from now)."""
-    return _deadline.set(None if time_remaining is None else time.monotonic() + time_remaining)
+# The servicer context of the call being served. Its deadline is read only when an
+# outgoing call is made, so calls that make none pay nothing for propagation.
+_serving: ContextVar[Any] = ContextVar("furima_serving", default=None)
 
 
-def reset_deadline(token: Token[float | None]) -> None:
-    """Undo `set_deadline`."""
-    _deadline.reset(token)
+def set_serving(context: Any) -> Token[Any]:
+    """Record the servicer context of the call being handled in this task."""
+    return _serving.set(context)
+
+
+def reset_serving(token: Token[Any]) -> None:
+    """Undo `set_serving`."""
+    _serving.reset(token)
 
 
 def remaining() -> float | None:
     """Seconds left before the current call's deadline (None when it has none)."""
-    deadline = _deadline.get()
-    return None if deadline is None else deadline - time.monotonic()
+    context = _serving.get()
+    if context is None:
+        return None
+    left = context.time_remaining()
+    return None if left is None else float(left)
 
 
 def outgoing_timeout(requested: float | None) -> float | None:

@@ -21,7 +21,7 @@ import structlog
 
 from libs.auth import Authorizer, reset_principal, rule_for_path, rule_problem, set_principal
 from libs.errors import DomainError, PermissionDenied
-from libs.rpc._deadline import reset_deadline, set_deadline
+from libs.rpc._deadline import reset_serving, set_serving
 from libs.rpc._errors import status_code_of, to_status
 from libs.telemetry import RpcTelemetry
 
@@ -63,7 +63,7 @@ class ServerMiddleware:
             principal = await authorizer.authorize(rule, metadata)
             if principal is not None:
                 call.set_principal(principal.subject, principal.client_id)
-            return set_principal(principal), set_deadline(context.time_remaining())
+            return set_principal(principal), set_serving(context)
 
         async def fail(context: Context, error: Exception) -> grpc.StatusCode:
             """Abort the call for ``error`` (always raises); returns the code for the record."""
@@ -178,4 +178,4 @@ class WrappingRegistrar:
 def _leave(bound: tuple[Any, Any] | None) -> None:
     if bound is not None:
         reset_principal(bound[0])
-        reset_deadline(bound[1])
+        reset_serving(bound[1])
