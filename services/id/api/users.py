@@ -8,6 +8,7 @@ from furima.id.v1 import user_service_pb2_grpc as pb_grpc
 from libs.auth import current_principal
 from libs.errors import Violations
 from services.id.api._convert import Context, source_of, token_set_pb, user_pb
+from services.id.domain.users import EMAIL_MAX, PASSWORD_MAX
 from services.id.service.users import UserService
 
 
@@ -27,6 +28,10 @@ class UserServicer(pb_grpc.UserServiceServicer):
         v = Violations()
         v.require(request.email, "email")
         v.require(request.password, "password")
+        if len(request.email) > EMAIL_MAX:
+            v.add("email", f"must be at most {EMAIL_MAX} characters")
+        if len(request.password) > PASSWORD_MAX:
+            v.add("password", f"must be at most {PASSWORD_MAX} characters")
         v.raise_if_any()
         user, tokens = await self._users.sign_in(
             request.email, request.password, client_id=request.client_id, scope=request.scope, source=source_of(context)

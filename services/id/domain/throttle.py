@@ -2,6 +2,10 @@
 
 Delays, never lockouts: a stranger who knows an address can slow its owner down by at
 most the account cap, and a success clears the account's counter.
+
+Each attempt is counted as a failure *before* the password is checked (and taken back
+when it succeeds), so concurrent guesses cannot all pass the check before any of them
+is recorded.
 """
 
 from __future__ import annotations
@@ -66,6 +70,19 @@ def record_failure(state: ThrottleState, policy: ThrottlePolicy, now: datetime) 
     delay = policy.delay(failures)
     blocked = now + timedelta(seconds=delay) if delay > 0 else None
     return dataclasses.replace(state, failures=failures, last_failure_at=now, blocked_until=blocked)
+
+
+def release(state: ThrottleState, policy: ThrottlePolicy) -> ThrottleState:
+    """Return the state with one reserved failure taken back (the attempt succeeded)."""
+    failures = max(0, state.failures - 1)
+    delay = policy.delay(failures)
+    blocked = state.last_failure_at + timedelta(seconds=delay) if delay > 0 and state.last_failure_at else None
+    return dataclasses.replace(state, failures=failures, blocked_until=blocked)
+
+
+def policy_for(key: str) -> ThrottlePolicy:
+    """Return the policy of a throttle key."""
+    return ACCOUNT_POLICY if key.startswith("account:") else SOURCE_POLICY
 
 
 def record_success(state: ThrottleState) -> ThrottleState:

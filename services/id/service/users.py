@@ -65,22 +65,27 @@ class UserService:
         if scopes is None:
             raise PermissionDenied("the client may not request these scopes", reason="INVALID_SCOPE")
         keys = [throttle.account_key(email)] + ([throttle.source_key(source)] if source else [])
-        await self._check_throttle(keys, email, client_id, source)
+        await self._reserve_attempt(keys, email, client_id, source)
 
         async with self._rt.db.read() as conn:
             user = await user_repo.by_email(conn, email)
         # Always verify (against a decoy without a user) so timing does not reveal accounts.
         ok = await self._hasher.verify(user.password_hash if user else None, password)
         if not ok or user is None:
-            await self._record_failure(keys, email, client_id, source)
+            await self._record_failure(email, client_id, source)
             raise Unauthenticated(_BAD_CREDENTIALS, reason="INVALID_CREDENTIALS")
+        if user.is_suspended:
+            await self._release_attempt(keys)
         rules.ensure_active(user)
         new_hash = await self._hasher.hash(password) if self._hasher.needs_rehash(user.password_hash) else None
 
         async with self._rt.db.transaction() as tx:
             now = self._rt.clock.now()
-            account = await throttle_repo.get(tx.conn, throttle.account_key(email))
+            account = await throttle_repo.lock(tx.conn, throttle.account_key(email))
             await throttle_repo.save(tx.conn, throttle.record_success(account))
+            for key in keys[1:]:
+                state = await throttle_repo.lock(tx.conn, key)
+                await throttle_repo.save(tx.conn, throttle.release(state, throttle.policy_for(key)))
             if new_hash:
                 await user_repo.save_password_hash(tx.conn, user.id, new_hash)
             family_id, refresh = await self._issuer.start_session(
@@ -110,13 +115,17 @@ class UserService:
             )
         return user, TokenSet(access, expires_in, format_scopes(scopes), refresh_token=refresh)
 
-    async def _check_throttle(self, keys: list[str], email: str, client_id: str, source: str) -> None:
+    async def _reserve_attempt(self, keys: list[str], email: str, client_id: str, source: str) -> None:
+        """Refuse the attempt while a key is in its delay; otherwise count it as a failure
+        now, in the same transaction, so concurrent attempts see each other.
+        """
         refused: DomainError | None = None
         async with self._rt.db.transaction() as tx:
             now = self._rt.clock.now()
-            for key in keys:
+            states = [await throttle_repo.lock(tx.conn, key) for key in sorted(keys)]
+            for state in states:
                 try:
-                    throttle.check(await throttle_repo.get(tx.conn, key), now)
+                    throttle.check(state, now)
                 except DomainError as exc:
                     refused = exc
                     await record(
@@ -128,21 +137,29 @@ class UserService:
                             client_id=client_id,
                             actor="anonymous",
                             source=source,
-                            details={"key": key.split(":")[0]},
+                            details={"key": state.key.split(":")[0]},
                         ),
                     )
                     break
+            else:
+                for state in states:
+                    reserved = throttle.record_failure(state, throttle.policy_for(state.key), now)
+                    await throttle_repo.save(tx.conn, reserved)
         # Raised after the commit so the audit event survives the refusal.
         if refused is not None:
             raise refused
 
-    async def _record_failure(self, keys: list[str], email: str, client_id: str, source: str) -> None:
+    async def _release_attempt(self, keys: list[str]) -> None:
+        """Take back a reserved failure (right password, refused for another reason)."""
+        async with self._rt.db.transaction() as tx:
+            for key in sorted(keys):
+                state = await throttle_repo.lock(tx.conn, key)
+                await throttle_repo.save(tx.conn, throttle.release(state, throttle.policy_for(key)))
+
+    async def _record_failure(self, email: str, client_id: str, source: str) -> None:
+        """Audit a wrong password (the failure itself was counted when reserved)."""
         async with self._rt.db.transaction() as tx:
             now = self._rt.clock.now()
-            for key in keys:
-                policy = throttle.ACCOUNT_POLICY if key.startswith("account:") else throttle.SOURCE_POLICY
-                state = throttle.record_failure(await throttle_repo.get(tx.conn, key), policy, now)
-                await throttle_repo.save(tx.conn, state)
             await record(
                 tx, audit.event(audit.SIGNIN_FAILED, email, now, client_id=client_id, actor="anonymous", source=source)
             )

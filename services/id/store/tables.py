@@ -128,7 +128,7 @@ audit_events = Table(
     metadata,
     Column("id", String(40), primary_key=True),
     Column("type", String(64), nullable=False),
-    Column("subject", String(100), nullable=False),
+    Column("subject", String(320), nullable=False),  # a user or client id, or a sign-in e-mail
     Column("client_id", String(64), nullable=False, default=""),
     Column("actor", String(100), nullable=False),
     Column("source", String(100), nullable=False, default=""),

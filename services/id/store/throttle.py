@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.id.domain.throttle import ThrottleState
@@ -15,6 +16,22 @@ async def get(conn: AsyncConnection, key: str) -> ThrottleState:
     if row is None:
         return ThrottleState(key)
     return ThrottleState(key, row.failures, row.last_failure_at, row.blocked_until)
+
+
+async def lock(conn: AsyncConnection, key: str) -> ThrottleState:
+    """Return the state of ``key`` locked until the transaction ends, so concurrent
+    attempts on one key are counted one after another.
+
+    SQLite write transactions are already exclusive; PostgreSQL locks the row, creating
+    it first so that there is a row to lock.
+    """
+    if conn.dialect.name == "postgresql":
+        t = signin_throttle
+        await conn.execute(pg_insert(t).values(key=key, failures=0).on_conflict_do_nothing(index_elements=["key"]))
+        row = (await conn.execute(select(t).where(t.c.key == key).with_for_update())).first()
+        assert row is not None
+        return ThrottleState(key, row.failures, row.last_failure_at, row.blocked_until)
+    return await get(conn, key)
 
 
 async def save(conn: AsyncConnection, state: ThrottleState) -> None:
