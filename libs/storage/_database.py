@@ -10,12 +10,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+# (database, task) pairs with a write transaction open.
+_open_transactions: ContextVar[frozenset[tuple[int, int]]] = ContextVar("furima_open_transactions", default=frozenset())
 
 
 def is_postgres(url: str) -> bool:
@@ -46,7 +50,9 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
         self.url = url
         parsed = make_url(url)
-        kwargs: dict[str, Any] = {"echo": echo}
+        # hide_parameters: a logged database error must never carry bound values
+        # (password hashes, e-mails, token ids).
+        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -65,9 +71,35 @@ class Database:
         """``"sqlite"`` or ``"postgresql"``."""
         return self.engine.dialect.name
 
+    def in_transaction(self) -> bool:
+        """Whether the current task is inside a write transaction of this database."""
+        return self._marker() in _open_transactions.get()
+
+    def _marker(self) -> tuple[int, int]:
+        # Per task: a task started inside a transaction inherits the context vars but
+        # does not hold the transaction.
+        return id(self), id(asyncio.current_task())
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        """A write transaction: committed when the block ends, rolled back on error."""
+        """A write transaction: committed when the block ends, rolled back on error.
+
+        Not re-entrant: opening one inside another in the same task raises at once (on
+        SQLite it would wait for itself forever; on PostgreSQL it would commit apart).
+        """
+        if self.in_transaction():
+            raise RuntimeError("nested write transaction on the same database in one task")
+        marker = _open_transactions.set(_open_transactions.get() | {self._marker()})
+        try:
+            async with self._transaction() as tx:
+                yield tx
+        finally:
+            _open_transactions.reset(marker)
+        for callback in tx._after_commit:
+            callback()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Transaction]:
         if self.dialect != "sqlite":
             async with self.engine.connect() as conn:
                 tx = Transaction(conn)
@@ -82,8 +114,6 @@ class Database:
                 tx = Transaction(conn)
                 async with conn.begin():
                     yield tx
-        for callback in tx._after_commit:
-            callback()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

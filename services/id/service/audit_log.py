@@ -26,6 +26,9 @@ class AuditLog:
 
     async def record(self, event: AuditEvent) -> None:
         """Return once ``event`` is committed (raises if its batch failed to commit)."""
+        if self._db.in_transaction():
+            # The batch needs the writer this task holds: it would wait forever.
+            raise RuntimeError("AuditLog.record inside a transaction: use the transaction's own audit record")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((event, done))
         if self._writer is None or self._writer.done():

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
+from libs.errors import Unavailable
 from services.id.domain import audit, keys
 from services.id.domain.keys import SigningKey
 from services.id.domain.tokens import ALGORITHM, JWT_TYP
@@ -27,6 +29,7 @@ class KeyRing:
         self._rt = rt
         self._keys: list[SigningKey] = []
         self._loaded_at = float("-inf")
+        self._reloading: asyncio.Task[None] | None = None
 
     async def reload(self) -> None:
         """Read every key from the database."""
@@ -103,8 +106,15 @@ class KeyRing:
         return next((k for k in self._keys if k.kid == kid), None)
 
     async def sign(self, payload: dict[str, Any]) -> str:
-        """Return a compact JWS of ``payload`` with the ACTIVE key."""
-        key = keys.active(await self._fresh(), self._rt.clock.now())
+        """Return a compact JWS of ``payload`` with the ACTIVE key.
+
+        No I/O here: callers sign inside their write transaction, where opening another
+        would deadlock (SQLite) or take a second pooled connection (PostgreSQL). A stale
+        ring is reloaded in the background; the service makes sure a key exists at start.
+        """
+        if time.monotonic() - self._loaded_at > _MAX_AGE and (self._reloading is None or self._reloading.done()):
+            self._reloading = asyncio.create_task(self.reload(), name="keyring-reload")
+        key = keys.active(self._keys, self._rt.clock.now())
         if key is None:
-            key = await self.ensure_active()
+            raise Unavailable("no active signing key; the ID service is starting or misconfigured")
         return jwt.encode(payload, key.private_key(), algorithm=ALGORITHM, headers={"kid": key.kid, "typ": JWT_TYP})

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import jwt
 import pytest
 
 from libs.clock import FrozenClock
-from libs.errors import InvalidArgument, PermissionDenied, Unauthenticated
-from services.id.container import IdContainer
+from libs.errors import InvalidArgument, PermissionDenied, Unauthenticated, Unavailable
+from libs.storage import Database, upgrade
+from services.id.config import IdConfig
+from services.id.container import MIGRATIONS, IdContainer, assemble
 from services.id.domain import keys as keys_domain
 from services.id.domain import pkce
 from services.id.domain.tokens import ACCESS_TOKEN_TYPE
 from services.id.service.grants import TokenRequest
-from services.id.tests.conftest import PASSWORD, FakeCaller
+from services.id.tests.conftest import FAST_ARGON2, PASSWORD, FakeCaller
 
 VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -259,3 +264,17 @@ async def test_expired_access_token_is_inactive(container: IdContainer, clock: F
     _, access, _ = await _signed_in(container)
     clock.advance(container.config.access_token_ttl.total_seconds() + 6)
     assert (await container.oauth.introspect(access)).token is None
+
+
+async def test_signing_without_an_active_key_is_unavailable_not_a_hang(tmp_path: Path) -> None:
+    """With no ACTIVE key, signing inside a write transaction fails fast with UNAVAILABLE."""
+    config = IdConfig(database_url=f"sqlite+aiosqlite:///{tmp_path}/nokey.db", argon2=FAST_ARGON2)
+    db = Database(config.database_url)
+    await upgrade(db, MIGRATIONS)
+    bare = assemble(config, db)
+    try:
+        async with db.transaction():
+            with pytest.raises(Unavailable):
+                await asyncio.wait_for(bare.keyring.sign({"sub": "x"}), 5)
+    finally:
+        await db.dispose()

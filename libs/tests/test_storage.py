@@ -1,0 +1,65 @@
+"""The database handle: write transactions, their guards, and after-commit callbacks."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import text
+
+from libs.storage import Database
+
+
+async def test_nested_write_transaction_raises_instead_of_deadlocking(database_url: str) -> None:
+    """Opening a write transaction inside another in the same task fails at once."""
+    db = Database(database_url)
+    try:
+        async with db.transaction():
+            assert db.in_transaction()
+            with pytest.raises(RuntimeError, match="nested write transaction"):
+                async with asyncio.timeout(5), db.transaction():
+                    pass
+        assert not db.in_transaction()
+    finally:
+        await db.dispose()
+
+
+async def test_a_task_started_inside_a_transaction_may_open_its_own(database_url: str) -> None:
+    """Only the task holding the transaction is guarded; another task waits its turn and succeeds."""
+    db = Database(database_url)
+    try:
+        async with db.transaction() as tx:
+            await tx.conn.execute(text("CREATE TABLE t (x INTEGER)"))
+
+        async def insert() -> None:
+            async with db.transaction() as tx:
+                await tx.conn.execute(text("INSERT INTO t VALUES (1)"))
+
+        async with db.transaction():
+            other = asyncio.create_task(insert())
+            await asyncio.sleep(0)
+        await asyncio.wait_for(other, 5)
+        async with db.read() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM t")) == 1
+    finally:
+        await db.dispose()
+
+
+async def test_after_commit_runs_only_after_a_commit(database_url: str) -> None:
+    """Callbacks registered in a transaction run after it commits, never after a rollback."""
+    db = Database(database_url)
+    ran: list[str] = []
+    try:
+        async with db.transaction() as tx:
+            tx.after_commit(lambda: ran.append("committed"))
+
+        async def fail() -> None:
+            async with db.transaction() as tx:
+                tx.after_commit(lambda: ran.append("rolled back"))
+                raise ValueError("boom")
+
+        with pytest.raises(ValueError, match="boom"):
+            await fail()
+        assert ran == ["committed"]
+    finally:
+        await db.dispose()
