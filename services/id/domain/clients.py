@@ -33,6 +33,11 @@ class GrantType(enum.StrEnum):
 
 # Grants that need a client secret: a public client cannot keep one.
 CONFIDENTIAL_ONLY = frozenset({GrantType.CLIENT_CREDENTIALS, GrantType.TOKEN_EXCHANGE})
+
+# Grants that make a token for the client itself or for anyone it names are for
+# services; apps and partners only ever get what a user granted them.
+SERVICE_ONLY_GRANTS = frozenset({GrantType.CLIENT_CREDENTIALS, GrantType.TOKEN_EXCHANGE})
+USER_GRANTS = frozenset({GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN})
 _CLIENT_ID = re.compile(r"^[a-z0-9-]{3,64}$")
 
 
@@ -124,6 +129,15 @@ def validate_registration(
             violations.add(f"grant_types[{i}]", "is not a supported grant type")
         elif GrantType(grant) in CONFIDENTIAL_ONLY and not confidential:
             violations.add(f"grant_types[{i}]", "needs a confidential client")
+        elif kind is not None and kind is not ClientKind.SERVICE and GrantType(grant) in SERVICE_ONLY_GRANTS:
+            violations.add(f"grant_types[{i}]", "is only for service clients")
+        elif kind is ClientKind.SERVICE and GrantType(grant) in USER_GRANTS:
+            violations.add(f"grant_types[{i}]", "service clients act for themselves or by token exchange")
+    if kind is not None and kind is not ClientKind.SERVICE:
+        permitted = scope_rules.FIRST_PARTY_SCOPES if kind is ClientKind.FIRST_PARTY else scope_rules.USER_SCOPES
+        beyond = allowed_scopes - permitted - unknown
+        if beyond:
+            violations.add("allowed_scopes", f"not delegable to this kind of client: {' '.join(sorted(beyond))}")
     for i, uri in enumerate(redirect_uris):
         if not _is_valid_redirect(uri):
             violations.add(f"redirect_uris[{i}]", "must be an absolute https URI without fragment")

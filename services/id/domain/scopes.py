@@ -31,6 +31,14 @@ CATALOGUE: dict[str, str] = {
 
 ALL_SCOPES: frozenset[str] = frozenset(CATALOGUE)
 
+# What a user can delegate to an app: their own data and their own actions. Everything
+# else (reading other users, administration, streams, money movement) is for services.
+USER_SCOPES: frozenset[str] = frozenset(
+    {"profile", "payments.read", "payments.balance.read", "tns.report", "tns.appeal", "marketing.read", "testing.echo"}
+)
+# furima's own apps also act on the user's account itself: consent to others, manage it.
+FIRST_PARTY_SCOPES: frozenset[str] = USER_SCOPES | {"id.authorize", "id.consents"}
+
 # The resource servers a token can be addressed to ("aud").
 AUDIENCES: tuple[str, ...] = ("furima.id", "furima.payments", "furima.tns", "furima.marketing", "furima.testing")
 

@@ -232,6 +232,9 @@ class Grants:
         subject = await self._checker.check(req.subject_token)
         if subject is None:
             raise _invalid_grant("the subject token is not active")
+        if not subject.is_user:
+            # Exchanging another service's own token would let one service impersonate another.
+            raise _invalid_grant("only a user's token can be exchanged")
         allowed = subject.scopes & client.allowed_scopes
         requested = parse_scopes(req.scope)
         scopes = requested & allowed if requested else allowed

@@ -63,7 +63,11 @@ class OAuthService:
         if not caller.is_user:
             raise PermissionDenied("only a signed-in user can authorize a client", reason="USER_REQUIRED")
         async with self._rt.db.read() as conn:
+            app = await client_repo.get(conn, caller.client_id)
             client = await client_repo.get(conn, client_id)
+        if app is None or app.kind is not ClientKind.FIRST_PARTY:
+            # A partner holding a user's token must not grant itself (or others) more.
+            raise PermissionDenied("consent is given only through furima's own apps", reason="FIRST_PARTY_REQUIRED")
         violations = Violations()
         if client is None:
             violations.add("client_id", "is not a registered client")

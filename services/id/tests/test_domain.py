@@ -8,6 +8,7 @@ import pytest
 
 from libs.errors import ResourceExhausted, Violations
 from services.id.domain import consent, keys, pkce, throttle
+from services.id.domain.clients import ClientKind, validate_registration
 from services.id.domain.scopes import narrow, parse_scopes, resolve_audience
 from services.id.domain.users import normalise_email, validate_sign_up
 
@@ -112,3 +113,47 @@ def test_consent_grant_extends_and_revoke_restarts() -> None:
     revoked = consent.revoke(c, T0)
     assert not revoked.is_active
     assert consent.grant(revoked, "usr_1", "p", frozenset({"profile"}), T0).scopes == {"profile"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "scopes", "grants", "bad_field"),
+    [
+        (ClientKind.THIRD_PARTY, {"profile", "id.users.read"}, ["authorization_code"], "allowed_scopes"),
+        (ClientKind.THIRD_PARTY, {"profile", "id.authorize"}, ["authorization_code"], "allowed_scopes"),
+        (ClientKind.THIRD_PARTY, {"profile"}, ["client_credentials"], "grant_types[0]"),
+        (ClientKind.FIRST_PARTY, {"profile", "id.users.admin"}, ["authorization_code"], "allowed_scopes"),
+        (ClientKind.SERVICE, {"profile"}, ["authorization_code"], "grant_types[0]"),
+    ],
+)
+def test_client_kind_limits_scopes_and_grants(
+    kind: ClientKind, scopes: set[str], grants: list[str], bad_field: str
+) -> None:
+    """Partners and apps get only user-delegable scopes and user grants; services only service grants."""
+    v = Violations()
+    validate_registration(
+        v,
+        client_id="c-1",
+        name="c",
+        kind=kind,
+        confidential=True,
+        allowed_scopes=frozenset(scopes),
+        redirect_uris=["https://c.example/cb"],
+        grant_types=grants,
+    )
+    assert bad_field in {i.field for i in v.items}
+
+
+def test_well_formed_partner_registration_passes() -> None:
+    """A partner with user scopes and the code grant is accepted (the rule above is not vacuous)."""
+    v = Violations()
+    validate_registration(
+        v,
+        client_id="partner-x",
+        name="Partner",
+        kind=ClientKind.THIRD_PARTY,
+        confidential=True,
+        allowed_scopes=frozenset({"profile", "payments.balance.read"}),
+        redirect_uris=["https://p.example/cb"],
+        grant_types=["authorization_code", "refresh_token"],
+    )
+    assert v.items == []

@@ -278,3 +278,21 @@ async def test_signing_without_an_active_key_is_unavailable_not_a_hang(tmp_path:
                 await asyncio.wait_for(bare.keyring.sign({"sub": "x"}), 5)
     finally:
         await db.dispose()
+
+
+async def test_a_service_token_cannot_be_exchanged(container: IdContainer) -> None:
+    """Token exchange takes only a user's token: one service cannot turn another's token into its own."""
+    service_token = (
+        await container.grants.token(TokenRequest("client_credentials", "svc-payments", "svc-secret"))
+    ).access_token
+    with pytest.raises(PermissionDenied) as caught:
+        await container.grants.token(
+            TokenRequest(
+                EXCHANGE,
+                "svc-payments",
+                "svc-secret",
+                subject_token=service_token,
+                subject_token_type=ACCESS_TOKEN_TYPE,
+            )
+        )
+    assert caught.value.reason == "INVALID_GRANT"
