@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 from furima.events.v1 import events_pb2, events_pb2_grpc
 from furima.id.v1 import events_pb2 as id_events
-from furima.id.v1 import user_service_pb2
+from furima.id.v1 import oauth_service_pb2, user_service_pb2
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
 from libs.events import DurableConsumer, GrpcEventSource, consumer_tables
@@ -154,3 +154,26 @@ async def test_durable_consumer_applies_each_event_once(stack: Stack, tmp_path: 
     assert len(rows) == distinct == 2
     assert {user for _, user in rows} == {await user_id(stack, ALICE), await user_id(stack, BOB)}
     assert position > 0
+
+
+async def test_a_stream_ends_when_its_token_is_revoked(stack: Stack) -> None:
+    """A following stream stops with UNAUTHENTICATED once its token is revoked (it outlives no token)."""
+    token = await stack.client_token(scope="events.read")
+    last = (await _read_all(stack, token))[-1].sequence
+    call = events_pb2_grpc.EventStreamServiceStub(stack.channel).StreamEvents(
+        events_pb2.StreamEventsRequest(after_sequence=last, follow=True), metadata=bearer(token)
+    )
+    await stack.oauth.Revoke(
+        oauth_service_pb2.RevokeRequest(token=token, client_id="furima-dev", client_secret=stack.secrets["furima-dev"])
+    )
+    await users(stack).SignUp(user_service_pb2.SignUpRequest(email="erin@example.com", password="a-long-enough-pw"))
+
+    async def drain() -> grpc.StatusCode:
+        try:
+            async for _ in call:
+                pass
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+        return grpc.StatusCode.OK
+
+    assert await asyncio.wait_for(drain(), 10) == grpc.StatusCode.UNAUTHENTICATED

@@ -57,3 +57,12 @@ class Authorizer:
                 metadata={"required_scopes": " ".join(rule.scopes)},
             )
         return principal
+
+    def ensure_still_valid(self, principal: Principal) -> None:
+        """Raise `Unauthenticated` if the principal's token was revoked since it was verified
+        (long-lived streams re-check before each message).
+        """
+        denylist = self.verifier.denylist
+        why = denylist.reason_denied(principal) if denylist is not None else None
+        if why is not None:
+            raise Unauthenticated(f"the access token is no longer valid: {why}", reason="TOKEN_REVOKED")

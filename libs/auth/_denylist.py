@@ -21,6 +21,9 @@ _TokenRevoked = id_events.TokenRevoked.DESCRIPTOR.full_name
 _TokenFamilyRevoked = id_events.TokenFamilyRevoked.DESCRIPTOR.full_name
 _ConsentRevoked = id_events.ConsentRevoked.DESCRIPTOR.full_name
 
+# Verifiers accept a token a few seconds past ``exp``; keep its revocation longer than that.
+_LEEWAY_MARGIN = 60
+
 # Event types the deny-list needs, in the order of the ID stream.
 DENYLIST_EVENT_TYPES = [_UserSuspended, _UserReinstated, _TokenRevoked, _TokenFamilyRevoked, _ConsentRevoked]
 
@@ -38,6 +41,7 @@ class DenyList:
     sessions: dict[str, float] = field(default_factory=dict)  # sid -> keep until
     grants: dict[tuple[str, str], float] = field(default_factory=dict)  # (sub, client) -> revoked at
     position: int = 0
+    _pruned_at: float = 0.0
 
     def reason_denied(self, principal: Principal) -> str | None:
         """Why the principal's token must be refused, or None."""
@@ -73,7 +77,11 @@ class DenyList:
         elif payload.TypeName() == _TokenRevoked:
             revoked = id_events.TokenRevoked()
             payload.Unpack(revoked)
-            self.tokens[revoked.jti] = revoked.expires_at.seconds or keep_until
+            # Kept past exp by the verifiers' leeway margin, so a revoked token is never
+            # accepted in the seconds a verifier still tolerates after expiry.
+            self.tokens[revoked.jti] = (
+                (revoked.expires_at.seconds + _LEEWAY_MARGIN) if revoked.expires_at.seconds else keep_until
+            )
         elif payload.TypeName() == _TokenFamilyRevoked:
             family = id_events.TokenFamilyRevoked()
             payload.Unpack(family)
@@ -82,11 +90,16 @@ class DenyList:
             consent = id_events.ConsentRevoked()
             payload.Unpack(consent)
             self.grants[(consent.user_id, consent.client_id)] = consent.revoked_at.ToMicroseconds() / 1e6
-        self.prune()
-
-    def prune(self) -> None:
-        """Forget rules about tokens that have expired anyway."""
         now = epoch_seconds()
+        # Pruning walks every table: at most once a second, so replaying a long stream
+        # at start-up stays linear.
+        if now - self._pruned_at >= 1.0:
+            self.prune(now)
+
+    def prune(self, now: float | None = None) -> None:
+        """Forget rules about tokens that have expired anyway."""
+        now = epoch_seconds() if now is None else now
+        self._pruned_at = now
         for table in (self.tokens, self.sessions):
             for key in [k for k, until in table.items() if until < now]:
                 del table[key]

@@ -8,6 +8,7 @@ import contextlib
 from furima.events.v1 import events_pb2
 
 from libs.auth._denylist import DENYLIST_EVENT_TYPES, DenyList
+from libs.errors import Unavailable
 from libs.events import EventSource, follow_events
 
 
@@ -21,16 +22,20 @@ class DenyListFeeder:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, *, catch_up_timeout: float = 10.0) -> None:
-        """Start following; wait (bounded) until past events are applied, so a restarted
-        service does not briefly accept a suspended user's token.
+        """Start following and wait until past events are applied, so a restarted service
+        never accepts a suspended user's token. Fails closed: if the history cannot be read
+        in time the service must not serve (raises `Unavailable`).
         """
         self._task = asyncio.create_task(
             follow_events(self.source, DENYLIST_EVENT_TYPES, self._cursor, self._handle, caught_up=self.caught_up),
             name="denylist-feeder",
         )
-        with contextlib.suppress(TimeoutError):
+        try:
             async with asyncio.timeout(catch_up_timeout):
                 await self.caught_up.wait()
+        except TimeoutError:
+            await self.stop()
+            raise Unavailable("could not read the ID event stream to build the deny-list") from None
 
     async def stop(self) -> None:
         """Stop following."""

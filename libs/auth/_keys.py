@@ -51,20 +51,30 @@ class JwksCache:
 
     Refetches are coalesced (one in flight) and rate-limited to one per
     ``min_refresh_interval`` seconds, so a flood of tokens with made-up ``kid`` values
-    cannot turn into a flood of calls to the ID service.
+    cannot turn into a flood of calls to the ID service. The whole set is also replaced
+    every ``max_age`` seconds, dropping keys that are no longer published.
     """
 
-    def __init__(self, fetch: JwksFetcher, *, min_refresh_interval: float = 5.0) -> None:
+    def __init__(self, fetch: JwksFetcher, *, min_refresh_interval: float = 5.0, max_age: float = 300.0) -> None:
         self._fetch = fetch
         self._keys: dict[str, ec.EllipticCurvePublicKey] = {}
         self._min_interval = min_refresh_interval
+        self._max_age = max_age
         self._last_fetch = float("-inf")
         self._lock = asyncio.Lock()
+        self._background: asyncio.Task[None] | None = None
 
     async def public_key(self, kid: str) -> ec.EllipticCurvePublicKey | None:
-        """The key for ``kid``, refreshing the set once if it is unknown."""
+        """The key for ``kid``, refreshing the set once if it is unknown.
+
+        A known key is served at once; past ``max_age`` the set is refreshed in the
+        background, so a key the ID service stopped publishing stops being trusted.
+        """
         key = self._keys.get(kid)
         if key is not None:
+            stale = time.monotonic() - self._last_fetch > self._max_age
+            if stale and (self._background is None or self._background.done()):
+                self._background = asyncio.create_task(self.refresh(only_if_stale=True), name="jwks-refresh")
             return key
         await self.refresh(only_if_stale=True)
         return self._keys.get(kid)

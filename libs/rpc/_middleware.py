@@ -13,14 +13,23 @@ Health and reflection are registered unwrapped, so they stay open.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import structlog
 
-from libs.auth import Authorizer, reset_principal, rule_for_path, rule_problem, set_principal
-from libs.errors import DomainError, PermissionDenied
+from libs.auth import (
+    Authorizer,
+    Principal,
+    optional_principal,
+    reset_principal,
+    rule_for_path,
+    rule_problem,
+    set_principal,
+)
+from libs.errors import DomainError, PermissionDenied, Unauthenticated
 from libs.rpc._deadline import reset_serving, set_serving
 from libs.rpc._errors import status_code_of, to_status
 from libs.telemetry import RpcTelemetry
@@ -132,7 +141,11 @@ class ServerMiddleware:
                     bound = None
                     try:
                         bound = await enter(context, metadata, call)
-                        async for response in stream_behavior(request, context):
+                        responses = stream_behavior(request, context)
+                        principal = optional_principal()
+                        if principal is not None:
+                            responses = _while_authorized(responses, principal, authorizer)
+                        async for response in responses:
                             yield response
                     except (asyncio.CancelledError, GeneratorExit, Exception) as error:
                         code = code_of(context, error)
@@ -173,6 +186,27 @@ class WrappingRegistrar:
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, wrapped),))
         self.server.add_registered_method_handlers(service, wrapped)  # type: ignore[attr-defined]
         self.registered.append(service)
+
+
+async def _while_authorized(
+    responses: AsyncIterator[Any], principal: Principal, authorizer: Authorizer
+) -> AsyncIterator[Any]:
+    """Pass a stream's messages on while its token is valid: a stream outlives no
+    token — it ends with UNAUTHENTICATED when the token expires or is revoked.
+    """
+    loop = asyncio.get_running_loop()
+    expires_at = loop.time() + principal.expires_at.timestamp() - time.time() + authorizer.verifier.leeway
+    iterator = aiter(responses)
+    while True:
+        try:
+            async with asyncio.timeout_at(expires_at):
+                response = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise Unauthenticated("the access token expired during the stream", reason="TOKEN_EXPIRED") from None
+        authorizer.ensure_still_valid(principal)
+        yield response
 
 
 def _leave(bound: tuple[Any, Any] | None) -> None:
