@@ -230,6 +230,10 @@ async def test_revoke_access_and_refresh_tokens(container: IdContainer) -> None:
     await container.oauth.revoke(token=access, client_id="partner-demo", client_secret="partner-secret")
     assert (await container.oauth.introspect(access)).token is None
     await container.oauth.revoke(token=refresh, client_id="partner-demo", client_secret="partner-secret")
+    with pytest.raises(PermissionDenied):
+        await container.grants.token(
+            TokenRequest("refresh_token", "partner-demo", "partner-secret", refresh_token=refresh)
+        )
     types = [e.type for e in await container.outbox.read(container.db, 0)]
     assert "furima.id.v1.TokenRevoked" in types
     assert "furima.id.v1.TokenFamilyRevoked" in types
@@ -252,7 +256,7 @@ async def test_key_rotation_keeps_old_key_published(container: IdContainer, cloc
 
 
 async def test_introspect_inactive_is_not_an_error(container: IdContainer) -> None:
-    """Garbage, refresh tokens and expired tokens are simply inactive."""
+    """Garbage and refresh tokens are simply inactive (expired ones: the next test); a live token is active."""
     _, access, refresh = await _signed_in(container)
     assert (await container.oauth.introspect("garbage")).token is None
     assert (await container.oauth.introspect(refresh)).token is None
