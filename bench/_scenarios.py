@@ -34,7 +34,9 @@ class Plan(NamedTuple):
     token_warmup: Load = Load(500, 8, 4)
     token: Load = Load(5_000, 8, 4)
     signin_warmup: Load = Load(4, 2, 1)
-    signin: Load = Load(40, 2, 2)
+    # One account: at most two sign-ins in flight, as a person would (more in flight
+    # counts against the account's throttle by design).
+    signin: Load = Load(40, 1, 2)
 
 
 QUICK = Plan(

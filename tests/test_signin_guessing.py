@@ -9,7 +9,7 @@ import grpc
 from furima.id.v1 import user_service_pb2
 
 from services.id.bootstrap import DEMO_PASSWORD
-from tests.helpers import ALICE, rpc_error, users
+from tests.helpers import ALICE, BOB, rpc_error, users
 from tests.stack import Stack
 
 
@@ -47,3 +47,11 @@ async def test_overlong_email_is_invalid_argument(stack: Stack) -> None:
     )
     assert error["code"] == grpc.StatusCode.INVALID_ARGUMENT
     assert "email" in error["violations"]  # type: ignore[operator]
+
+
+async def test_people_behind_one_address_sign_in_together(stack: Stack) -> None:
+    """Several right-password sign-ins at once from one address (an office, a carrier) all succeed."""
+    stub = users(stack)
+    requests = [user_service_pb2.SignInRequest(email=email, password=DEMO_PASSWORD) for email in [ALICE, BOB] * 3]
+    replies = await asyncio.gather(*(stub.SignIn(r) for r in requests))
+    assert all(reply.tokens.access_token for reply in replies)

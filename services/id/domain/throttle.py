@@ -36,7 +36,9 @@ class ThrottlePolicy:
 
 
 ACCOUNT_POLICY = ThrottlePolicy(cap=300.0)
-SOURCE_POLICY = ThrottlePolicy(cap=3600.0)
+# Many people can share one address (offices, mobile carriers): the source tolerates
+# more failures, and more sign-ins in flight, before its delay starts.
+SOURCE_POLICY = ThrottlePolicy(free_failures=20, cap=3600.0)
 
 
 @dataclass(frozen=True)
