@@ -228,8 +228,9 @@ def emit_json_line(level: str, fields: dict[str, object]) -> bool:
     of the cost.
 
     The line has the same fields as one rendered by structlog: ``fields`` plus bound
-    context vars, ``level``, ``timestamp`` and ``service``; values that look like secrets
-    are redacted (bound context vars go through the full redaction). Returns False,
+    context vars, ``level``, ``timestamp`` and ``service``. The caller's fields are
+    values the server produced; a free-text ``error`` that looks like a secret is
+    redacted, and bound context vars go through the full redaction. Returns False,
     writing nothing, when logging is not configured for JSON: the caller then logs
     through structlog.
     """
@@ -243,9 +244,12 @@ def emit_json_line(level: str, fields: dict[str, object]) -> bool:
     if bound:
         redact_secrets(None, level, record)
     else:
-        for key, value in record.items():
-            if isinstance(value, str) and _looks_secret(value):
-                record[key] = REDACTED
+        # The access line's own fields are values the server produced (method path,
+        # status, verified subject and client id, hex ids); only a free-text error can
+        # carry something secret.
+        error = record.get("error")
+        if isinstance(error, str) and _looks_secret(error):
+            record["error"] = REDACTED
     record["level"] = level
     record["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     record.setdefault("service", sink.service)
