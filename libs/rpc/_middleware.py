@@ -13,6 +13,7 @@ Health and reflection are registered unwrapped, so they stay open.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -65,11 +66,17 @@ class ServerMiddleware:
         problem = rule_problem(rule)
         authorizer, telemetry, domain, active = self.authorizer, self.telemetry, self.domain, self.active
 
-        async def enter(context: Context, metadata: Any, call: Any) -> tuple[Any, Any]:
-            if problem is not None or rule is None:
-                # Fail closed: a method without a usable rule is never callable.
-                raise PermissionDenied(f"{method} has no usable access rule: {problem}", reason="NO_ACCESS_RULE")
-            principal = await authorizer.authorize(rule, metadata)
+        if problem is not None or rule is None:
+            # Fail closed: a method without a usable rule is served, but never runs.
+            missing = PermissionDenied(f"{method} has no usable access rule: {problem}", reason="NO_ACCESS_RULE")
+
+            async def authorize(metadata: Any) -> Principal | None:
+                raise missing
+
+        else:
+            authorize = functools.partial(authorizer.authorize, rule)
+
+        def bind(context: Context, principal: Principal | None, call: Any) -> tuple[Any, Any]:
             if principal is not None:
                 call.set_principal(principal.subject, principal.client_id)
             return set_principal(principal), set_serving(context)
@@ -108,7 +115,7 @@ class ServerMiddleware:
                     code = grpc.StatusCode.OK
                     bound = None
                     try:
-                        bound = await enter(context, metadata, call)
+                        bound = bind(context, await authorize(metadata), call)
                         return await behavior(request, context)
                     except (asyncio.CancelledError, Exception) as error:
                         code = code_of(context, error)
@@ -140,7 +147,7 @@ class ServerMiddleware:
                     code = grpc.StatusCode.OK
                     bound = None
                     try:
-                        bound = await enter(context, metadata, call)
+                        bound = bind(context, await authorize(metadata), call)
                         responses = stream_behavior(request, context)
                         principal = optional_principal()
                         if principal is not None:

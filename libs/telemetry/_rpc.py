@@ -39,6 +39,10 @@ _SERVER_FAULTS = frozenset(
 """Logged at WARNING; everything else (OK and the caller's mistakes) at INFO."""
 
 
+def _global_provider() -> object:
+    return trace.get_tracer_provider()
+
+
 class RpcTelemetry:
     """Creates a `ServerCall` per inbound RPC; one instance per server, built at startup.
 
@@ -76,7 +80,7 @@ class RpcTelemetry:
         """Start the SERVER span for ``method``, continuing the caller's W3C trace if sent."""
         names = rpc_method(method)
         parent = extract_context(metadata)
-        if sampling_is_idle(self._provider or trace.get_tracer_provider()):
+        if sampling_is_idle(self._provider or _global_provider()):
             span = unsampled_span(parent)
         else:
             span = self._tracer.start_span(

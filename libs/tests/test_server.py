@@ -11,10 +11,12 @@ from furima.testing.v1 import echo_service_pb2, echo_service_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from libs.auth import DenyList, StaticKeys, TokenVerifier
+from libs.auth import Authorizer, DenyList, StaticKeys, TokenVerifier
 from libs.echo import ECHO_SERVICE, EchoServicer, register_echo
 from libs.errors import FieldViolation, InvalidArgument
 from libs.rpc import GrpcServer, ServerConfig, error_details, make_channel
+from libs.rpc._middleware import ServerMiddleware
+from libs.telemetry import RpcTelemetry
 from libs.testing import Forger, claims
 
 
@@ -133,3 +135,35 @@ async def test_graceful_stop_reports_not_serving(key: Forger) -> None:
         )
     assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
     await srv.stop(0)
+
+
+async def test_method_without_a_rule_fails_closed(key: Forger) -> None:
+    """A handler for a method the contracts give no rule is never run: PERMISSION_DENIED, reason NO_ACCESS_RULE."""
+    verifier = TokenVerifier("furima-id", "furima.testing", StaticKeys({"k1": key.key.public_key()}))
+    middleware = ServerMiddleware("furima.testing", Authorizer(verifier), RpcTelemetry("furima.testing"))
+    ran: list[bool] = []
+
+    async def behaviour(request: Any, context: Any) -> str:
+        ran.append(True)
+        return "ran"
+
+    wrapped = middleware.wrap("/furima.testing.v1.Unknown/Method", grpc.unary_unary_rpc_method_handler(behaviour))
+
+    class Aborted(Exception):
+        pass
+
+    class Context:
+        code_seen: Any = None
+
+        def invocation_metadata(self) -> tuple[()]:
+            return ()
+
+        async def abort(self, code: Any, details: str = "", trailing_metadata: Any = ()) -> None:
+            self.code_seen = code
+            raise Aborted(details)
+
+    context = Context()
+    with pytest.raises(Aborted):
+        await wrapped.unary_unary(object(), context)
+    assert context.code_seen is grpc.StatusCode.PERMISSION_DENIED
+    assert ran == []
