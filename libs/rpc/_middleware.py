@@ -16,7 +16,7 @@ import asyncio
 import functools
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 import structlog
@@ -68,10 +68,8 @@ class ServerMiddleware:
 
         if problem is not None or rule is None:
             # Fail closed: a method without a usable rule is served, but never runs.
-            missing = PermissionDenied(f"{method} has no usable access rule: {problem}", reason="NO_ACCESS_RULE")
-
             async def authorize(metadata: Any) -> Principal | None:
-                raise missing
+                raise PermissionDenied(f"{method} has no usable access rule: {problem}", reason="NO_ACCESS_RULE")
 
         else:
             authorize = functools.partial(authorizer.authorize, rule)
@@ -81,8 +79,8 @@ class ServerMiddleware:
                 call.set_principal(principal.subject, principal.client_id)
             return set_principal(principal), set_serving(context)
 
-        async def fail(context: Context, error: Exception) -> grpc.StatusCode:
-            """Abort the call for ``error`` (always raises); returns the code for the record."""
+        async def fail(context: Context, error: Exception) -> NoReturn:
+            """Abort the call for ``error``: rich status for a domain error, INTERNAL for a bug."""
             if isinstance(error, DomainError):
                 status = to_status(error, domain)
                 await context.abort(status.code, status.details, status.trailing_metadata)
