@@ -90,6 +90,12 @@ class ServerMiddleware:
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
             raise AssertionError("unreachable: abort raises")
 
+        async def settle(context: Context, error: BaseException) -> NoReturn:
+            """End a call that raised: a cancellation passes through, anything else aborts."""
+            if isinstance(error, Exception):
+                await fail(context, error)
+            raise error
+
         def code_of(context: Context, error: BaseException) -> grpc.StatusCode:
             if isinstance(error, DomainError):
                 return status_code_of(error)
@@ -115,12 +121,9 @@ class ServerMiddleware:
                     try:
                         bound = bind(context, await authorize(metadata), call)
                         return await behavior(request, context)
-                    except (asyncio.CancelledError, Exception) as error:
+                    except (asyncio.CancelledError, GeneratorExit, Exception) as error:  # noqa: BLE001 — settle() re-raises or aborts
                         code = code_of(context, error)
-                        if isinstance(error, asyncio.CancelledError):
-                            raise
-                        await fail(context, error)
-                        raise
+                        await settle(context, error)
                     finally:
                         _leave(bound)
                         call.finish(code)
@@ -152,12 +155,9 @@ class ServerMiddleware:
                             responses = _while_authorized(responses, principal, authorizer)
                         async for response in responses:
                             yield response
-                    except (asyncio.CancelledError, GeneratorExit, Exception) as error:
+                    except (asyncio.CancelledError, GeneratorExit, Exception) as error:  # noqa: BLE001 — settle() re-raises or aborts
                         code = code_of(context, error)
-                        if isinstance(error, asyncio.CancelledError | GeneratorExit):
-                            raise
-                        await fail(context, error)
-                        raise
+                        await settle(context, error)
                     finally:
                         _leave(bound)
                         call.finish(code)
