@@ -27,9 +27,13 @@ async def lock(conn: AsyncConnection, key: str) -> ThrottleState:
     """
     if conn.dialect.name == "postgresql":
         t = signin_throttle
-        await conn.execute(pg_insert(t).values(key=key, failures=0).on_conflict_do_nothing(index_elements=["key"]))
-        row = (await conn.execute(select(t).where(t.c.key == key).with_for_update())).first()
-        assert row is not None
+        # One statement that both creates and locks the row: a separate insert and
+        # SELECT ... FOR UPDATE could lose the row to a concurrent delete in between.
+        insert_row = pg_insert(t).values(key=key, failures=0)
+        upsert = insert_row.on_conflict_do_update(
+            index_elements=["key"], set_={"key": insert_row.excluded.key}
+        ).returning(t.c.failures, t.c.last_failure_at, t.c.blocked_until)
+        row = (await conn.execute(upsert)).one()
         return ThrottleState(key, row.failures, row.last_failure_at, row.blocked_until)
     return await get(conn, key)
 
