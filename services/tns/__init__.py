@@ -1,0 +1,1 @@
+"""Trust & Safety: moderation, enforcement, review cases and appeals, transaction risk."""

@@ -1,0 +1,1 @@
+"""The rules of trust and safety: plain Python, no gRPC, no SQL."""
