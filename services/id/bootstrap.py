@@ -68,7 +68,15 @@ DEV_CLIENTS = (
         "Payments service",
         ClientKind.SERVICE,
         True,
-        (*_SERVICE_COMMON, "payments.read", "payments.write", "payments.balance.read", "tns.moderate"),
+        (
+            *_SERVICE_COMMON,
+            "payments.read",
+            "payments.write",
+            "payments.balance.read",
+            "tns.moderate",
+            "tns.risk",
+            "tns.standing.read",
+        ),
         (_CC, _EXCHANGE),
     ),
     DevClient(
@@ -91,8 +99,17 @@ DEV_CLIENTS = (
             "marketing.events.write",
             "payments.write",
             "tns.moderate",
+            "tns.standing.read",
         ),
         (_CC, _EXCHANGE),
+    ),
+    DevClient(
+        "cs-console",
+        "Customer-service console (review agents)",
+        ClientKind.SERVICE,
+        True,
+        ("tns.review",),
+        (_CC,),
     ),
     DevClient(
         "partner-demo",
@@ -129,8 +146,13 @@ async def bootstrap(container: IdContainer, credentials_path: Path) -> dict[str,
     secrets = _load_secrets(credentials_path)
     for dev in DEV_CLIENTS:
         async with container.db.read() as conn:
-            exists = await client_repo.get(conn, dev.client_id) is not None
-        if exists:
+            existing = await client_repo.get(conn, dev.client_id)
+        if existing is not None:
+            if existing.allowed_scopes != frozenset(dev.scopes):
+                # The catalogue grew since the database was bootstrapped (a new service
+                # joined): development clients follow it.
+                async with container.db.transaction() as tx:
+                    await client_repo.set_allowed_scopes(tx.conn, dev.client_id, frozenset(dev.scopes))
             continue
         try:
             _, secret = await container.clients.register_client(

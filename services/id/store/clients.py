@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -62,3 +62,10 @@ async def page(conn: AsyncConnection, after: str, limit: int) -> list[Client]:
         select(clients).where(clients.c.client_id > after).order_by(clients.c.client_id).limit(limit)
     )
     return [_client(r) for r in rows]
+
+
+async def set_allowed_scopes(conn: AsyncConnection, client_id: str, scopes: frozenset[str]) -> None:
+    """Replace what the client may request (tokens already issued keep their scopes)."""
+    await conn.execute(
+        update(clients).where(clients.c.client_id == client_id).values(allowed_scopes=format_scopes(scopes))
+    )

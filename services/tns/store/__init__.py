@@ -1,0 +1,1 @@
+"""TnS persistence: tables, repositories and migrations (SQLAlchemy Core)."""
