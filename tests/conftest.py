@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import EchoService, Stack, running_echo, running_stack
+from libs.storage import is_postgres
+from libs.testing import postgres_admin_url, temporary_postgres_database
+from services.tns.main import TnsService
+from tests.stack import EchoService, Stack, running_echo, running_stack, running_tns
 
 
 @pytest.fixture
@@ -21,4 +24,23 @@ async def stack(database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
 async def echo(stack: Stack) -> AsyncIterator[EchoService]:
     """A second service built from libs/, trusting the stack's ID service."""
     async with running_echo(stack) as service:
+        yield service
+
+
+@pytest.fixture
+async def tns_database_url(database_url: str, tmp_path: Path) -> AsyncIterator[str]:
+    """TnS's own empty database, on the same backend as the stack's."""
+    if not is_postgres(database_url):
+        yield f"sqlite+aiosqlite:///{tmp_path}/tns.db"
+        return
+    admin = postgres_admin_url()
+    assert admin is not None  # database_url is PostgreSQL only when it is configured
+    async with temporary_postgres_database(admin) as url:
+        yield url
+
+
+@pytest.fixture
+async def tns(stack: Stack, tns_database_url: str) -> AsyncIterator[TnsService]:
+    """The TnS service, trusting the stack's ID service and acting on it as ``svc-tns``."""
+    async with running_tns(stack, tns_database_url) as service:
         yield service

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -20,6 +21,8 @@ from services.id.bootstrap import bootstrap
 from services.id.config import IdConfig
 from services.id.domain.passwords import Argon2Params
 from services.id.main import IdService, start_id_service
+from services.tns.config import TnsConfig
+from services.tns.main import TnsService, start_tns_service
 
 FAST_ARGON2 = Argon2Params(time_cost=1, memory_cost=1024, parallelism=1)
 
@@ -97,3 +100,25 @@ async def running_echo(stack: Stack, downstream: Downstream | None = None) -> As
     finally:
         await server.stop(0)
         await identity.close()
+
+
+@asynccontextmanager
+async def running_tns(
+    stack: Stack, database_url: str, *, rules_path: Path | None = None, case_lease: float = 300.0
+) -> AsyncIterator[TnsService]:
+    """Start TnS on its own fresh database, signed in to the stack's ID service as ``svc-tns``."""
+    defaults = TnsConfig()
+    config = TnsConfig(
+        database_url=database_url,
+        issuer=stack.id.container.config.issuer,
+        id_target=stack.id.address,
+        client_secret=stack.secrets["svc-tns"],
+        rules_path=rules_path or defaults.rules_path,
+        rules_poll_interval=0.0,
+        case_lease=timedelta(seconds=case_lease),
+    )
+    service = await start_tns_service(config, ServerConfig(port=0), jwks_min_refresh_interval=0.0)
+    try:
+        yield service
+    finally:
+        await service.stop(0)

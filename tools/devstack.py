@@ -21,9 +21,12 @@ from furima.id.v1 import oauth_service_pb2, oauth_service_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from libs.rpc import make_channel
+from libs.storage import Database, upgrade
 from services.id.bootstrap import bootstrap
 from services.id.config import IdConfig
 from services.id.container import build_container
+from services.tns.config import TnsConfig
+from services.tns.container import MIGRATIONS as TNS_MIGRATIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -39,17 +42,29 @@ class ServiceProcess:
     port: int
 
 
-# Payments (50052), TnS (50053) and marketing (50054) join this list as they are built.
-SERVICES = [ServiceProcess("id", "services.id.main", int(os.environ.get("FURIMA_ID_PORT", "50051")))]
+# Started in this order, each once the previous one serves (TnS needs the ID service's
+# keys at start). Payments (50052) and marketing (50054) join as they are built.
+SERVICES = [
+    ServiceProcess("id", "services.id.main", int(os.environ.get("FURIMA_ID_PORT", "50051"))),
+    ServiceProcess("tns", "services.tns.main", int(os.environ.get("FURIMA_TNS_PORT", "50053"))),
+]
 
 
 async def migrate() -> dict[str, str]:
-    """Apply migrations and bootstrap the ID service; returns the dev client secrets."""
+    """Apply every service's migrations and bootstrap the ID service; returns the dev
+    client secrets.
+    """
     container = await build_container(IdConfig.from_env())
     try:
-        return await bootstrap(container, CREDENTIALS)
+        secrets = await bootstrap(container, CREDENTIALS)
     finally:
         await container.db.dispose()
+    tns_db = Database(TnsConfig.from_env().database_url)
+    try:
+        await upgrade(tns_db, TNS_MIGRATIONS)
+    finally:
+        await tns_db.dispose()
+    return secrets
 
 
 async def wait_serving(port: int, within: float = 30.0) -> None:
@@ -71,17 +86,22 @@ async def wait_serving(port: int, within: float = 30.0) -> None:
 
 async def run() -> int:
     """Start the stack and keep it running until interrupted."""
-    await migrate()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    secrets = await migrate()
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        # Each service signs in to the ID service as its bootstrapped client.
+        "FURIMA_TNS_CLIENT_SECRET": os.environ.get("FURIMA_TNS_CLIENT_SECRET") or secrets["svc-tns"],
+    }
     procs: list[asyncio.subprocess.Process] = []
-    for service in SERVICES:
-        procs.append(await asyncio.create_subprocess_exec(sys.executable, "-m", service.module, env=env, cwd=ROOT))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await asyncio.wait_for(asyncio.gather(*(wait_serving(s.port) for s in SERVICES)), 60)
+        for service in SERVICES:
+            procs.append(await asyncio.create_subprocess_exec(sys.executable, "-m", service.module, env=env, cwd=ROOT))
+            await wait_serving(service.port, within=60)
     except (TimeoutError, OSError) as exc:
         print(f"the stack did not come up: {exc}", file=sys.stderr)
         stop.set()
@@ -111,6 +131,10 @@ def _banner() -> str:
         "  .venv/bin/buf curl --protocol grpc --http2-prior-knowledge \\",
         '    -d \'{"email": "alice@example.com", "password": "furima-demo-password"}\' \\',
         "    http://127.0.0.1:50051/furima.id.v1.UserService/SignIn",
+        '  .venv/bin/buf curl --protocol grpc --http2-prior-knowledge -H "authorization: Bearer $TOKEN" \\',
+        """    -d '{"content": {"kind": "CONTENT_KIND_MESSAGE", "contentId": "m1", "authorId": "usr_demo",""",
+        """         "body": "銀行振込でお願いします 口座番号 1234567"}}' \\""",
+        "    http://127.0.0.1:50053/furima.tns.v1.ModerationService/ModerateContent",
         "",
         "Ctrl-C stops everything.",
     ]

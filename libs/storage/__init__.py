@@ -1,11 +1,13 @@
 """Storage: async SQLAlchemy engines (SQLite WAL by default, PostgreSQL), migrations."""
 
 from libs.storage._database import Database, Transaction, is_postgres
+from libs.storage._group_commit import GroupCommit
 from libs.storage._migrations import downgrade, run_migrations_online, upgrade
 from libs.storage._types import UtcDateTime, big_id
 
 __all__ = [
     "Database",
+    "GroupCommit",
     "Transaction",
     "UtcDateTime",
     "big_id",

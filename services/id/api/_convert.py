@@ -14,9 +14,8 @@ from furima.id.v1 import (
     token_pb2,
     user_service_pb2,
 )
-from google.protobuf.timestamp_pb2 import Timestamp
 
-from libs.errors import FieldViolation, InvalidArgument
+from libs.pb import ts
 from services.id.domain.audit import AuditEvent
 from services.id.domain.clients import Client, ClientKind
 from services.id.domain.consent import Consent
@@ -25,8 +24,6 @@ from services.id.domain.users import User, UserStatus
 from services.id.service.issuing import TokenSet
 
 Context = grpc.aio.ServicerContext[Any, Any]
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 
 _USER_STATUS = {
     UserStatus.ACTIVE: user_service_pb2.USER_STATUS_ACTIVE,
@@ -43,25 +40,6 @@ CLIENT_KIND_TO_PB = {
     ClientKind.SERVICE: client_service_pb2.CLIENT_KIND_SERVICE,
 }
 CLIENT_KIND_FROM_PB = {v: k for k, v in CLIENT_KIND_TO_PB.items()}
-
-
-def ts(value: datetime | None) -> Timestamp | None:
-    """Return a Timestamp, or None to leave the field unset."""
-    if value is None:
-        return None
-    out = Timestamp()
-    out.FromDatetime(value)
-    return out
-
-
-def page_size(requested: int) -> int:
-    """Return the effective page size: a default for 0, clamped to the maximum.
-
-    A negative size is the client's mistake: INVALID_ARGUMENT naming ``page_size``.
-    """
-    if requested < 0:
-        raise InvalidArgument("page_size must not be negative", [FieldViolation("page_size", "must be >= 0")])
-    return DEFAULT_PAGE_SIZE if requested == 0 else min(requested, MAX_PAGE_SIZE)
 
 
 def source_of(context: Context) -> str:

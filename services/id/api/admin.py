@@ -14,7 +14,8 @@ from furima.id.v1 import key_service_pb2_grpc as key_grpc
 from libs.auth import current_principal
 from libs.clock import Clock
 from libs.errors import Violations
-from services.id.api._convert import CLIENT_KIND_FROM_PB, Context, audit_pb, client_pb, consent_pb, key_pb, page_size
+from libs.pb import page_size
+from services.id.api._convert import CLIENT_KIND_FROM_PB, Context, audit_pb, client_pb, consent_pb, key_pb
 from services.id.service.audit import AuditService
 from services.id.service.clients import ClientService
 from services.id.service.consents import ConsentService

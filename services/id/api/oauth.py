@@ -7,7 +7,8 @@ from furima.id.v1 import oauth_service_pb2_grpc as pb_grpc
 
 from libs.auth import current_principal
 from libs.errors import InvalidArgument, Violations
-from services.id.api._convert import Context, source_of, token_set_pb, ts
+from libs.pb import ts
+from services.id.api._convert import Context, source_of, token_set_pb
 from services.id.domain.scopes import format_scopes
 from services.id.service.grants import Grants, TokenRequest
 from services.id.service.oauth import OAuthService

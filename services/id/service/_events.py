@@ -5,17 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from furima.id.v1 import events_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
 
+from libs.pb import timestamp
 from services.id.domain.consent import Consent
 from services.id.domain.users import User
-
-
-def timestamp(value: datetime) -> Timestamp:
-    """Return a protobuf Timestamp of an aware datetime."""
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
 
 
 def user_signed_up(user: User) -> events_pb2.UserSignedUp:

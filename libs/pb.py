@@ -1,0 +1,56 @@
+"""Small conversions every servicer needs: timestamps, page sizes and page tokens."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+
+import orjson
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from libs.errors import FieldViolation, InvalidArgument
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+def timestamp(value: datetime) -> Timestamp:
+    """A protobuf Timestamp of an aware datetime."""
+    out = Timestamp()
+    out.FromDatetime(value)
+    return out
+
+
+def ts(value: datetime | None) -> Timestamp | None:
+    """A Timestamp, or None to leave the field unset."""
+    return None if value is None else timestamp(value)
+
+
+def page_size(requested: int, *, maximum: int = MAX_PAGE_SIZE) -> int:
+    """The effective page size: a default for 0, clamped to ``maximum``.
+
+    A negative size is the client's mistake: INVALID_ARGUMENT naming ``page_size``.
+    """
+    if requested < 0:
+        raise InvalidArgument("page_size must not be negative", [FieldViolation("page_size", "must be >= 0")])
+    return DEFAULT_PAGE_SIZE if requested == 0 else min(requested, maximum)
+
+
+def encode_page_token(cursor: list[object]) -> str:
+    """An opaque page token for a cursor (a short list of JSON values)."""
+    return base64.urlsafe_b64encode(orjson.dumps(cursor)).decode().rstrip("=")
+
+
+def decode_page_token(token: str) -> list[object] | None:
+    """The cursor inside a token from `encode_page_token` (None for ""); INVALID_ARGUMENT
+    naming ``page_token`` when it was not one of ours.
+    """
+    if not token:
+        return None
+    try:
+        value = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        value = None
+    if not isinstance(value, list):
+        raise InvalidArgument("page_token is not valid", [FieldViolation("page_token", "not a token this API issued")])
+    return value

@@ -1,0 +1,1 @@
+"""TnS use cases: moderation, enforcement, cases and appeals, rules, risk."""

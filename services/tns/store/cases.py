@@ -1,0 +1,166 @@
+"""Review cases: the queue, leases and resolutions, guarded in SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Row, and_, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.tns.domain.cases import MAX_PRIORITY, Case, CaseKind, CaseStatus, Resolution
+from services.tns.domain.content import ContentKind
+from services.tns.store.tables import cases
+
+
+def _case(row: Row[tuple[object, ...]]) -> Case:
+    m = row._mapping
+    return Case(
+        case_id=m["id"],
+        kind=CaseKind(m["kind"]),
+        status=CaseStatus(m["status"]),
+        policy=m["policy"],
+        priority=m["priority"],
+        content_kind=ContentKind(m["content_kind"]),
+        content_id=m["content_id"],
+        subject_user_id=m["subject_user_id"],
+        opened_by=m["opened_by"],
+        note=m["note"],
+        decision_id=m["decision_id"],
+        created_at=m["created_at"],
+        claimed_by=m["claimed_by"],
+        lease_expires_at=m["lease_expires_at"],
+        resolution=Resolution(m["resolution"]) if m["resolution"] else None,
+        resolution_note=m["resolution_note"],
+        resolved_by=m["resolved_by"],
+        resolved_at=m["resolved_at"],
+    )
+
+
+async def open_or_bump(conn: AsyncConnection, case: Case, bump: int) -> tuple[Case, bool]:
+    """Open ``case``, or — when one of its kind is already open for the content — raise
+    that one's priority by ``bump``. Returns the open case and whether it is new.
+    """
+    try:
+        async with conn.begin_nested():
+            await conn.execute(
+                insert(cases).values(
+                    id=case.case_id,
+                    kind=case.kind.value,
+                    status=CaseStatus.OPEN.value,
+                    policy=case.policy,
+                    priority=case.priority,
+                    content_kind=case.content_kind.value,
+                    content_id=case.content_id,
+                    subject_user_id=case.subject_user_id,
+                    opened_by=case.opened_by,
+                    note=case.note,
+                    decision_id=case.decision_id,
+                    resolution_note="",
+                    created_at=case.created_at,
+                )
+            )
+        return case, True
+    except IntegrityError:
+        pass  # the partial unique index: one open case of a kind per content
+    existing = await open_for_content(conn, case.kind, case.content_kind, case.content_id)
+    if existing is None:  # resolved between our insert and this read
+        raise RuntimeError("open case vanished while bumping it")
+    if bump:
+        await conn.execute(
+            update(cases)
+            .where(cases.c.id == existing.case_id)
+            .values(priority=min(MAX_PRIORITY, existing.priority + bump))
+        )
+        existing = await get(conn, existing.case_id) or existing
+    return existing, False
+
+
+async def open_for_content(
+    conn: AsyncConnection, kind: CaseKind, content_kind: ContentKind, content_id: str
+) -> Case | None:
+    """The open case of ``kind`` about a piece of content."""
+    row = (
+        await conn.execute(
+            select(cases).where(
+                cases.c.kind == kind.value,
+                cases.c.content_kind == content_kind.value,
+                cases.c.content_id == content_id,
+                cases.c.status == CaseStatus.OPEN.value,
+            )
+        )
+    ).first()
+    return _case(row) if row else None
+
+
+async def get(conn: AsyncConnection, case_id: str) -> Case | None:
+    """The case with ``case_id``."""
+    row = (await conn.execute(select(cases).where(cases.c.id == case_id))).first()
+    return _case(row) if row else None
+
+
+async def page(
+    conn: AsyncConnection, status: CaseStatus, policies: Sequence[str], after: tuple[int, str] | None, limit: int
+) -> list[Case]:
+    """Cases by priority (highest first), then id; ``after`` is the last (priority, id) seen."""
+    query = select(cases).where(cases.c.status == status.value)
+    if policies:
+        query = query.where(cases.c.policy.in_(list(policies)))
+    if after is not None:
+        prio, case_id = after
+        query = query.where(or_(cases.c.priority < prio, and_(cases.c.priority == prio, cases.c.id > case_id)))
+    rows = await conn.execute(query.order_by(cases.c.priority.desc(), cases.c.id).limit(limit))
+    return [_case(r) for r in rows]
+
+
+async def try_claim(conn: AsyncConnection, case_id: str, agent: str, now: datetime, until: datetime) -> bool:
+    """Take or extend the lease unless another agent holds a live one; True on success.
+
+    One guarded UPDATE: of two agents racing for the same case exactly one matches.
+    """
+    result = await conn.execute(
+        update(cases)
+        .where(
+            cases.c.id == case_id,
+            cases.c.status == CaseStatus.OPEN.value,
+            or_(cases.c.claimed_by.is_(None), cases.c.claimed_by == agent, cases.c.lease_expires_at <= now),
+        )
+        .values(claimed_by=agent, lease_expires_at=until)
+    )
+    return bool(result.rowcount)
+
+
+async def claimable(conn: AsyncConnection, policies: Sequence[str], now: datetime, limit: int) -> list[str]:
+    """Ids of open cases nobody holds, best first."""
+    query = select(cases.c.id).where(
+        cases.c.status == CaseStatus.OPEN.value,
+        or_(cases.c.claimed_by.is_(None), cases.c.lease_expires_at <= now),
+    )
+    if policies:
+        query = query.where(cases.c.policy.in_(list(policies)))
+    rows = await conn.execute(query.order_by(cases.c.priority.desc(), cases.c.created_at, cases.c.id).limit(limit))
+    return [r[0] for r in rows]
+
+
+async def resolve(
+    conn: AsyncConnection, case_id: str, agent: str, resolution: Resolution, note: str, now: datetime
+) -> bool:
+    """Resolve the case if ``agent`` holds its live lease; True on success."""
+    result = await conn.execute(
+        update(cases)
+        .where(
+            cases.c.id == case_id,
+            cases.c.status == CaseStatus.OPEN.value,
+            cases.c.claimed_by == agent,
+            cases.c.lease_expires_at > now,
+        )
+        .values(
+            status=CaseStatus.RESOLVED.value,
+            resolution=resolution.value,
+            resolution_note=note,
+            resolved_by=agent,
+            resolved_at=now,
+        )
+    )
+    return bool(result.rowcount)

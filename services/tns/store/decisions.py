@@ -1,0 +1,171 @@
+"""Moderation decisions, and what the rules need to know about an author."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Row, and_, func, insert, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.tns.domain.content import ContentKind, Verdict
+from services.tns.domain.enforcement import ActionKind, StandingLevel
+from services.tns.domain.moderation import ContentStatus, Reason
+from services.tns.store.tables import actions, contents, decisions, known_users, labels, standings
+
+
+def reasons_json(reasons: Iterable[Reason]) -> str:
+    """Reasons as a JSON list."""
+    return orjson.dumps(
+        [
+            {"policy": r.policy, "rule_id": r.rule_id, "verdict": r.verdict.name, "evidence": list(r.evidence)}
+            for r in reasons
+        ]
+    ).decode()
+
+
+def parse_scores(raw: str) -> tuple[dict[str, float], dict[str, float]]:
+    """Scores and thresholds from the ``scores`` column."""
+    data = orjson.loads(raw)
+    return {p: float(v[0]) for p, v in data.items()}, {p: float(v[1]) for p, v in data.items()}
+
+
+def parse_reasons(raw: str, *, shadow: bool = False) -> tuple[Reason, ...]:
+    """The inverse of `reasons_json`."""
+    return tuple(
+        Reason(d["policy"], d["rule_id"], Verdict[d["verdict"]], tuple(d["evidence"]), shadow)
+        for d in orjson.loads(raw)
+    )
+
+
+def decision_row(
+    *,
+    decision_id: str,
+    kind: ContentKind,
+    content_id: str,
+    author_id: str,
+    verdict: Verdict,
+    reasons: Sequence[Reason],
+    shadow_reasons: Sequence[Reason],
+    scores: Mapping[str, float],
+    thresholds: Mapping[str, float],
+    ruleset_version: str,
+    model_version: str,
+    case_id: str | None,
+    decided_at: datetime,
+) -> dict[str, Any]:
+    """The row of one decision."""
+    return {
+        "id": decision_id,
+        "kind": kind.value,
+        "content_id": content_id,
+        "author_id": author_id,
+        "verdict": verdict.name,
+        "reasons": reasons_json(reasons),
+        "shadow_reasons": reasons_json(shadow_reasons),
+        # {policy: [score, threshold]}
+        "scores": orjson.dumps({p: [s, thresholds.get(p, 1.0)] for p, s in scores.items()}).decode(),
+        "ruleset_version": ruleset_version,
+        "model_version": model_version,
+        "case_id": case_id,
+        "decided_at": decided_at,
+    }
+
+
+async def add_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert decision rows (see `decision_row`)."""
+    if rows:
+        await conn.execute(insert(decisions), list(rows))
+
+
+async def get(conn: AsyncConnection, decision_id: str) -> Row[tuple[object, ...]] | None:
+    """The decision row with ``decision_id``."""
+    return (await conn.execute(select(decisions).where(decisions.c.id == decision_id))).first()
+
+
+@dataclass(frozen=True)
+class AuthorFacts:
+    """An author's standing row, strikes and recent volume, read in one round trip."""
+
+    level: StandingLevel
+    restricted_until: datetime | None
+    strike_points: float
+    recent: dict[tuple[ContentKind, int], int]
+    content_status: ContentStatus | None
+    """The status of the content being moderated, if TnS has seen it before."""
+    labels: frozenset[str]
+    signed_up_at: datetime | None
+
+
+async def author_facts(
+    conn: AsyncConnection,
+    author_id: str,
+    kind: ContentKind,
+    content_id: str,
+    windows: Iterable[tuple[ContentKind, int]],
+    strike_window: timedelta,
+    now: datetime,
+) -> AuthorFacts:
+    """Everything moderation reads about an author, as scalar subqueries of one SELECT."""
+    windows = sorted(windows)
+    columns = [
+        select(standings.c.level).where(standings.c.user_id == author_id).scalar_subquery().label("level"),
+        select(standings.c.restricted_until)
+        .where(standings.c.user_id == author_id)
+        .scalar_subquery()
+        .label("restricted_until"),
+        select(func.coalesce(func.sum(actions.c.points), 0.0))
+        .where(
+            actions.c.user_id == author_id,
+            actions.c.kind == ActionKind.STRIKE.value,
+            actions.c.reverted_at.is_(None),
+            actions.c.created_at >= now - strike_window,
+        )
+        .scalar_subquery()
+        .label("strike_points"),
+        select(contents.c.status)
+        .where(contents.c.kind == kind.value, contents.c.content_id == content_id)
+        .scalar_subquery()
+        .label("content_status"),
+    ]
+    active_labels = select(labels.c.label).where(
+        labels.c.user_id == author_id, or_(labels.c.expires_at.is_(None), labels.c.expires_at > now)
+    )
+    aggregate = func.string_agg if conn.dialect.name == "postgresql" else func.group_concat
+    columns.append(
+        select(aggregate(active_labels.subquery().c.label, " ")).scalar_subquery().label("labels"),
+    )
+    columns.append(
+        select(known_users.c.signed_up_at)
+        .where(known_users.c.user_id == author_id)
+        .scalar_subquery()
+        .label("signed_up_at")
+    )
+    for i, (window_kind, seconds) in enumerate(windows):
+        columns.append(
+            select(func.count())
+            .select_from(decisions)
+            .where(
+                and_(
+                    decisions.c.author_id == author_id,
+                    decisions.c.kind == window_kind.value,
+                    decisions.c.decided_at >= now - timedelta(seconds=seconds),
+                )
+            )
+            .scalar_subquery()
+            .label(f"w{i}")
+        )
+    row = (await conn.execute(select(literal(1), *columns))).one()._mapping
+    return AuthorFacts(
+        level=StandingLevel(row["level"]) if row["level"] else StandingLevel.GOOD,
+        restricted_until=row["restricted_until"],
+        strike_points=float(row["strike_points"] or 0.0),
+        # This submission counts too: it is not stored yet.
+        recent={w: int(row[f"w{i}"]) + (1 if w[0] is kind else 0) for i, w in enumerate(windows)},
+        content_status=ContentStatus(row["content_status"]) if row["content_status"] else None,
+        labels=frozenset((row["labels"] or "").split()),
+        signed_up_at=row["signed_up_at"],
+    )
