@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from libs.rpc import make_channel
 from libs.storage import is_postgres
 from libs.testing import postgres_admin_url, temporary_postgres_database
 from services.tns.main import TnsService
 from tests.stack import EchoService, Stack, running_echo, running_stack, running_tns
+from tests.tns_helpers import Tns
 
 
 @pytest.fixture
@@ -44,3 +46,10 @@ async def tns(stack: Stack, tns_database_url: str) -> AsyncIterator[TnsService]:
     """The TnS service, trusting the stack's ID service and acting on it as ``svc-tns``."""
     async with running_tns(stack, tns_database_url) as service:
         yield service
+
+
+@pytest.fixture
+async def tns_api(tns: TnsService) -> AsyncIterator[Tns]:
+    """Stubs of every TnS service on one channel to the running TnS."""
+    async with make_channel(tns.address) as channel:
+        yield Tns(channel)

@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 from furima.id.v1 import oauth_service_pb2, oauth_service_pb2_grpc
 
+from libs.clock import Clock
 from libs.echo import ECHO_SERVICE, Downstream, EchoServicer, register_echo
 from libs.identity import RemoteIdentity
 from libs.rpc import GrpcServer, ServerConfig, make_channel
@@ -104,7 +105,12 @@ async def running_echo(stack: Stack, downstream: Downstream | None = None) -> As
 
 @asynccontextmanager
 async def running_tns(
-    stack: Stack, database_url: str, *, rules_path: Path | None = None, case_lease: float = 300.0
+    stack: Stack,
+    database_url: str,
+    *,
+    rules_path: Path | None = None,
+    case_lease: float = 300.0,
+    clock: Clock | None = None,
 ) -> AsyncIterator[TnsService]:
     """Start TnS on its own fresh database, signed in to the stack's ID service as ``svc-tns``."""
     defaults = TnsConfig()
@@ -117,7 +123,7 @@ async def running_tns(
         rules_poll_interval=0.0,
         case_lease=timedelta(seconds=case_lease),
     )
-    service = await start_tns_service(config, ServerConfig(port=0), jwks_min_refresh_interval=0.0)
+    service = await start_tns_service(config, ServerConfig(port=0), clock=clock, jwks_min_refresh_interval=0.0)
     try:
         yield service
     finally:

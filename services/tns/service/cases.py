@@ -154,7 +154,7 @@ class CaseDesk:
             candidates = await repo.claimable(conn, policies, now, CLAIM_CANDIDATES)
         for candidate in candidates:
             async with self._rt.db.transaction() as tx:
-                if await repo.try_claim(tx.conn, candidate, agent, now, until):
+                if await repo.try_claim(tx.conn, candidate, agent, now, until, extend=False):
                     case = await repo.get(tx.conn, candidate)
                     await audit(tx, self._rt, who.agent(agent), "case.claimed", who.case_subject(candidate))
                     assert case is not None

@@ -114,18 +114,20 @@ async def page(
     return [_case(r) for r in rows]
 
 
-async def try_claim(conn: AsyncConnection, case_id: str, agent: str, now: datetime, until: datetime) -> bool:
-    """Take or extend the lease unless another agent holds a live one; True on success.
+async def try_claim(
+    conn: AsyncConnection, case_id: str, agent: str, now: datetime, until: datetime, *, extend: bool = True
+) -> bool:
+    """Take the lease unless someone holds a live one (with ``extend``, the holder may
+    renew it); True on success.
 
     One guarded UPDATE: of two agents racing for the same case exactly one matches.
     """
+    free = [cases.c.claimed_by.is_(None), cases.c.lease_expires_at <= now]
+    if extend:
+        free.append(cases.c.claimed_by == agent)
     result = await conn.execute(
         update(cases)
-        .where(
-            cases.c.id == case_id,
-            cases.c.status == CaseStatus.OPEN.value,
-            or_(cases.c.claimed_by.is_(None), cases.c.claimed_by == agent, cases.c.lease_expires_at <= now),
-        )
+        .where(cases.c.id == case_id, cases.c.status == CaseStatus.OPEN.value, or_(*free))
         .values(claimed_by=agent, lease_expires_at=until)
     )
     return bool(result.rowcount)
