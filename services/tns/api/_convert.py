@@ -13,10 +13,9 @@ from libs.pb import ts
 from services.tns.domain.audit import AuditEntry
 from services.tns.domain.cases import Case, CaseKind, CaseStatus, Resolution
 from services.tns.domain.content import Content, ContentKind, Verdict
-from services.tns.domain.enforcement import ActionKind, Capability, Label, Standing, StandingLevel
+from services.tns.domain.enforcement import Capability, Label, Standing, StandingLevel
 from services.tns.domain.moderation import Decision, Reason
 from services.tns.service._events import KIND, LEVEL, STATUS
-from services.tns.store.enforcement import Action
 
 KIND_FROM_PB = {v: k for k, v in KIND.items()}
 VERDICT = {
@@ -29,15 +28,6 @@ CAPABILITY = {
     Capability.LIST: enforcement_service_pb2.CAPABILITY_LIST,
     Capability.MESSAGE: enforcement_service_pb2.CAPABILITY_MESSAGE,
     Capability.PAY: enforcement_service_pb2.CAPABILITY_PAY,
-}
-ACTION = {
-    ActionKind.STRIKE: enforcement_service_pb2.ACTION_KIND_STRIKE,
-    ActionKind.WARN: enforcement_service_pb2.ACTION_KIND_WARN,
-    ActionKind.RESTRICT: enforcement_service_pb2.ACTION_KIND_RESTRICT,
-    ActionKind.SUSPEND: enforcement_service_pb2.ACTION_KIND_SUSPEND,
-    ActionKind.HIDE_CONTENT: enforcement_service_pb2.ACTION_KIND_HIDE_CONTENT,
-    ActionKind.REMOVE_CONTENT: enforcement_service_pb2.ACTION_KIND_REMOVE_CONTENT,
-    ActionKind.REINSTATE: enforcement_service_pb2.ACTION_KIND_REINSTATE,
 }
 CASE_KIND = {
     CaseKind.REVIEW: case_service_pb2.CASE_KIND_REVIEW,
@@ -149,24 +139,6 @@ def standing_pb(standing: Standing, now: datetime) -> enforcement_service_pb2.Us
         strike_points=standing.strike_points,
         restricted_until=ts(standing.restricted_until if level is StandingLevel.RESTRICTED else None),
         labels=[label_pb(label) for label in standing.labels],
-    )
-
-
-def action_pb(action: Action) -> enforcement_service_pb2.Action:
-    """An Action message."""
-    return enforcement_service_pb2.Action(
-        action_id=action.action_id,
-        user_id=action.user_id,
-        kind=ACTION[action.kind],
-        policy=action.policy,
-        points=action.points,
-        content_kind=KIND[action.content_kind] if action.content_kind else content_pb2.CONTENT_KIND_UNSPECIFIED,
-        content_id=action.content_id,
-        source=action.source,
-        reason=action.reason,
-        created_at=ts(action.created_at),
-        until=ts(action.until),
-        reverted_at=ts(action.reverted_at),
     )
 
 

@@ -9,8 +9,9 @@ from libs.auth import current_principal
 from libs.clock import Clock
 from libs.errors import PermissionDenied, Violations
 from libs.pb import decode_page_token, encode_page_token, page_size
-from services.tns.api._convert import action_pb, label_pb, standing_pb
+from services.tns.api._convert import label_pb, standing_pb
 from services.tns.domain import audit as who
+from services.tns.service._events import action_pb
 from services.tns.service.enforcement import Enforcer
 
 ENFORCEMENT_SERVICE = pb.DESCRIPTOR.services_by_name["EnforcementService"]

@@ -5,6 +5,7 @@ in the caller's transaction.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 
@@ -23,7 +24,13 @@ from services.tns.domain.enforcement import (
     after_strike,
 )
 from services.tns.domain.moderation import ContentStatus
-from services.tns.service._events import content_status_changed, label_changed, standing_changed
+from services.tns.service._events import (
+    action_reverted,
+    action_taken,
+    content_status_changed,
+    label_changed,
+    standing_changed,
+)
 from services.tns.service._runtime import Runtime, audit
 from services.tns.store import contents as content_repo
 from services.tns.store import enforcement as repo
@@ -50,7 +57,7 @@ class Enforcer:
         if any(a.kind is ActionKind.REMOVE_CONTENT for a in active):
             return
         now = self._rt.clock.now()
-        await repo.add_action(tx.conn, self._action(content, ActionKind.REMOVE_CONTENT, policy, source, reason, now))
+        await self._record(tx, self._action(content, ActionKind.REMOVE_CONTENT, policy, source, reason, now))
         await content_repo.set_status(tx.conn, content.kind, content.content_id, ContentStatus.REMOVED, policy)
         await self._rt.outbox.append(
             tx,
@@ -83,7 +90,7 @@ class Enforcer:
             return None
         now = self._rt.clock.now()
         action = self._action(content, ActionKind.STRIKE, policy, source, reason, now, points=points)
-        await repo.add_action(tx.conn, action)
+        await self._record(tx, action)
         standing = await repo.get_standing(tx.conn, content.author_id, self.policy.window, now)
         await audit(
             tx,
@@ -108,7 +115,7 @@ class Enforcer:
         """
         now = self._rt.clock.now()
         active = await repo.active_for_content(tx.conn, content.kind, content.content_id)
-        await repo.revert(tx.conn, [a.action_id for a in active], now)
+        await self._revert(tx, active, now)
         stored = await content_repo.get(tx.conn, content.kind, content.content_id)
         if stored is not None and stored.status is not ContentStatus.VISIBLE:
             await content_repo.set_status(tx.conn, content.kind, content.content_id, ContentStatus.VISIBLE)
@@ -151,8 +158,8 @@ class Enforcer:
         user_id = standing.user_id
         await repo.put_standing(tx.conn, user_id, change.level, change.restricted_until, now)
         if change.record is not None:
-            await repo.add_action(
-                tx.conn,
+            await self._record(
+                tx,
                 Action(
                     action_id=new_ulid("act_"),
                     user_id=user_id,
@@ -169,10 +176,10 @@ class Enforcer:
             )
         if change.lift:
             lifted = await repo.active_of_kind(tx.conn, user_id, change.lift)
-            await repo.revert(tx.conn, [a.action_id for a in lifted], now)
+            await self._revert(tx, lifted, now)
             if ActionKind.SUSPEND in change.lift:
-                await repo.add_action(
-                    tx.conn,
+                await self._record(
+                    tx,
                     Action(new_ulid("act_"), user_id, ActionKind.REINSTATE, "", 0.0, None, "", source, reason, now),
                 )
         if change.record is ActionKind.SUSPEND or ActionKind.SUSPEND in change.lift:
@@ -194,6 +201,16 @@ class Enforcer:
             },
             note=reason,
         )
+
+    async def _record(self, tx: Transaction, action: Action) -> None:
+        await repo.add_action(tx.conn, action)
+        await self._rt.outbox.append(tx, action.user_id, action_taken(action))
+
+    async def _revert(self, tx: Transaction, actions: list[Action], now: datetime) -> None:
+        await repo.revert(tx.conn, [a.action_id for a in actions], now)
+        for action in actions:
+            reverted = dataclasses.replace(action, reverted_at=now)
+            await self._rt.outbox.append(tx, action.user_id, action_reverted(reverted))
 
     def _action(
         self,
