@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             runner.outcome.background = background
             runner.runtime_overhead()
             runner.id_service()
+            runner.moderation()
     except BenchError as exc:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 1

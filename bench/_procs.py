@@ -47,8 +47,9 @@ def cpu_busy(seconds: float = 1.0) -> float:
 class ServerProcess:
     """A ``python -m bench._serve KIND`` child; its stderr (the JSON log) goes to ``log_path``."""
 
-    def __init__(self, kind: str, workdir: Path, *, startup_timeout: float = 60.0) -> None:
+    def __init__(self, kind: str, workdir: Path, *, args: tuple[str, ...] = (), startup_timeout: float = 60.0) -> None:
         self.kind = kind
+        self.args = args
         self.workdir = workdir
         self.log_path = workdir / f"{kind}.log"
         self.startup_timeout = startup_timeout
@@ -72,7 +73,7 @@ class ServerProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "bench._serve", self.kind, str(self.workdir)],
+                [sys.executable, "-m", "bench._serve", self.kind, str(self.workdir), *self.args],
                 stdout=subprocess.PIPE,
                 stderr=log,
                 cwd=ROOT,

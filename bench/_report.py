@@ -20,6 +20,8 @@ START = "<!-- bench:results:start -->"
 END = "<!-- bench:results:end -->"
 RATIO_TARGET = 0.70
 TOKENS_TARGET = 1_000.0
+DECISIONS_TARGET = 1_500.0
+DECISION_P99_TARGET_MS = 20.0
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,21 @@ def _rows(outcome: Outcome) -> list[Row]:
             _load(r["signin"]),
             r["signin"],
         ),
-    ]
+        Row("TnS ModerateContent, clean listings", _load(r["moderate_listing"]), r["moderate_listing"],
+            _decisions_verdict(r["moderate_listing"].req_per_s)),
+        Row("TnS ModerateContent, contact messages (WARN)", _load(r["moderate_message"]), r["moderate_message"],
+            _decisions_verdict(r["moderate_message"].req_per_s)),
+        Row("TnS ModerateContent @ 500/s", _load(r["moderate_fixed"]), r["moderate_fixed"],
+            _latency_verdict(r["moderate_fixed"].p99_ms)),
+    ]  # fmt: skip
+
+
+def _decisions_verdict(rate: float) -> str:
+    return f"target >= {DECISIONS_TARGET:,.0f}/s: {'met' if rate >= DECISIONS_TARGET else 'MISSED'}"
+
+
+def _latency_verdict(p99: float) -> str:
+    return f"target p99 <= {DECISION_P99_TARGET_MS:.0f} ms: {'met' if p99 <= DECISION_P99_TARGET_MS else 'MISSED'}"
 
 
 def _verdict(ok: bool, ratio: float) -> str:

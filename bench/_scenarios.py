@@ -1,4 +1,6 @@
-"""The three benchmarks: runtime overhead (bare vs full echo), client-credentials tokens, sign-ins."""
+"""The benchmarks: runtime overhead (bare vs full echo), client-credentials tokens, sign-ins,
+and TnS moderation decisions.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from typing import NamedTuple
 import grpc
 from furima.id.v1 import oauth_service_pb2, oauth_service_pb2_grpc, user_service_pb2, user_service_pb2_grpc
 from furima.testing.v1 import echo_service_pb2, echo_service_pb2_grpc
+from furima.tns.v1 import content_pb2, moderation_service_pb2, moderation_service_pb2_grpc
+from furima.types.v1 import money_pb2
 
 from bench import _h2load
 from bench._h2load import BenchError, Load, Result, combine, grpc_frame
@@ -18,6 +22,18 @@ from bench._procs import ServerProcess
 ECHO_METHOD = "/furima.testing.v1.EchoService/Echo"
 TOKEN_METHOD = "/furima.id.v1.OAuthService/Token"  # noqa: S105 - a method name, not a secret
 SIGNIN_METHOD = "/furima.id.v1.UserService/SignIn"
+MODERATE_METHOD = "/furima.tns.v1.ModerationService/ModerateContent"
+MODERATION_RATE = 500
+"""The issue's latency target is p99 at this offered rate."""
+# Realistic texts: a clean listing (the common case) and a message with a phone number
+# (WARN: off-platform contact). Both run rules and the model; neither needs a case.
+CLEAN_LISTING = (
+    "ナイキ エアマックス90 27.5cm 美品",
+    "2年前に購入しましたが、数回しか履いていません。目立つ汚れや傷はありません。"
+    "箱は処分してしまったので本体のみの発送になります。ペット・喫煙者なしの環境で保管していました。"
+    "Nike Air Max 90, size 27.5cm, worn a few times, no box. Ships within 2 days. 気になる点があればコメントください。",
+)
+CONTACT_MESSAGE = "ご購入ありがとうございます!詳しくはこちらに連絡ください 090-1234-5678 よろしくお願いします。"
 GRPC_HEADERS = {"content-type": "application/grpc", "te": "trailers"}
 FIXED_RATE_SHARE = 0.4
 """The fixed-rate runs offer this share of the bare server's measured maximum to both servers."""
@@ -37,6 +53,9 @@ class Plan(NamedTuple):
     # One account: at most two sign-ins in flight, as a person would (more in flight
     # counts against the account's throttle by design).
     signin: Load = Load(40, 1, 2)
+    moderation_warmup: Load = Load(2_000, 8, 16)
+    moderation: Load = Load(20_000, 8, 16)
+    moderation_fixed_seconds: int = 10
 
 
 QUICK = Plan(
@@ -47,6 +66,9 @@ QUICK = Plan(
     token=Load(1_000, 8, 4),
     signin_warmup=Load(2, 2, 1),
     signin=Load(10, 2, 2),
+    moderation_warmup=Load(500, 8, 16),
+    moderation=Load(3_000, 8, 16),
+    moderation_fixed_seconds=3,
 )
 
 
@@ -135,7 +157,7 @@ class Runner:
         """
         plan = self.plan
         body = self._body("echo", echo_service_pb2.EchoRequest(message="furima bench"))
-        print("[1/3] RPC runtime overhead: bare grpc.aio vs full furima stack, alternating rounds", flush=True)
+        print("[1/4] RPC runtime overhead: bare grpc.aio vs full furima stack, alternating rounds", flush=True)
         with (
             ServerProcess("bare", self.workdir / "bare") as bare,
             ServerProcess("full", self.workdir / "full") as full,
@@ -208,7 +230,7 @@ class Runner:
         with ServerProcess("id", self.workdir / "id") as server:
             info = server.info
             self.outcome.argon2 = dict(info["argon2"])
-            print("[2/3] client-credentials tokens", flush=True)
+            print("[2/4] client-credentials tokens", flush=True)
             request = oauth_service_pb2.TokenRequest(
                 grant_type="client_credentials", client_id=info["client_id"], client_secret=info["client_secret"]
             )
@@ -224,7 +246,7 @@ class Runner:
             self._h2load("token warm-up", server, TOKEN_METHOD, body, {}, plan.token_warmup)
             self._measure("token", "tokens", server, TOKEN_METHOD, body, {}, plan.token, logged=True)
 
-            print("[3/3] sign-ins (argon2id, production parameters)", flush=True)
+            print("[3/4] sign-ins (argon2id, production parameters)", flush=True)
             signin = user_service_pb2.SignInRequest(email=info["email"], password=info["password"])
             signed = asyncio.run(_sign_in(server.port, signin))
             self.outcome.check(
@@ -235,6 +257,89 @@ class Runner:
             body = self._body("signin", signin)
             self._h2load("sign-in warm-up", server, SIGNIN_METHOD, body, {}, plan.signin_warmup)
             self._measure("signin", "sign-ins", server, SIGNIN_METHOD, body, {}, plan.signin, logged=True)
+
+    def moderation(self) -> None:
+        """TnS ``ModerateContent`` through the full stack with the shipped rules and model."""
+        plan = self.plan
+        print("[4/4] TnS moderation decisions (rules + model, full interceptor stack)", flush=True)
+        with ServerProcess("id", self.workdir / "tns-id") as id_server:
+            secret = id_server.info["tns_secret"]
+            args = ("--id-port", str(id_server.port), "--tns-secret", secret)
+            with ServerProcess("tns", self.workdir / "tns", args=args) as tns:
+                token_request = oauth_service_pb2.TokenRequest(
+                    grant_type="client_credentials",
+                    client_id=id_server.info["client_id"],
+                    client_secret=id_server.info["client_secret"],
+                    scope="tns.moderate",
+                    audience=["furima.tns"],
+                )
+                token = asyncio.run(_token(id_server.port, token_request)).tokens.access_token
+                self.outcome.secrets.append(token)
+                auth = {"authorization": f"Bearer {token}"}
+                listing = _content(content_pb2.CONTENT_KIND_LISTING, "lst_bench", *CLEAN_LISTING)
+                message = _content(content_pb2.CONTENT_KIND_MESSAGE, "msg_bench", "", CONTACT_MESSAGE)
+                for label, content, expected in (
+                    ("clean listing", listing, content_pb2.VERDICT_ALLOW),
+                    ("contact message", message, content_pb2.VERDICT_WARN),
+                ):
+                    decision = asyncio.run(_moderate(tns.port, token, content)).decision
+                    self.outcome.check(
+                        f"ModerateContent, {label}",
+                        decision.verdict == expected,
+                        f"{content_pb2.Verdict.Name(decision.verdict)} by rules {decision.ruleset_version},"
+                        f" model {decision.model_version}",
+                    )
+                listing_body = self._body("listing", moderation_service_pb2.ModerateContentRequest(content=listing))
+                message_body = self._body("message", moderation_service_pb2.ModerateContentRequest(content=message))
+                self._h2load("moderation warm-up", tns, MODERATE_METHOD, listing_body, auth, plan.moderation_warmup)
+                self._measure(
+                    "moderate_listing",
+                    "listings",
+                    tns,
+                    MODERATE_METHOD,
+                    listing_body,
+                    auth,
+                    plan.moderation,
+                    logged=True,
+                )
+                self._measure(
+                    "moderate_message",
+                    "messages",
+                    tns,
+                    MODERATE_METHOD,
+                    message_body,
+                    auth,
+                    plan.moderation,
+                    logged=True,
+                )
+                connections = self.plan.fixed_rate_connections
+                per_connection = MODERATION_RATE // connections
+                fixed = Load(
+                    per_connection * connections * plan.moderation_fixed_seconds, connections, 16, per_connection
+                )
+                self._measure(
+                    "moderate_fixed", f"listings @ {MODERATION_RATE}/s", tns, MODERATE_METHOD, listing_body, auth,
+                    fixed, logged=True,
+                )  # fmt: skip
+
+
+def _content(kind: content_pb2.ContentKind, content_id: str, title: str, body: str) -> content_pb2.Content:
+    content = content_pb2.Content(
+        kind=kind, content_id=content_id, author_id="usr_bench_author", title=title, body=body
+    )
+    if kind == content_pb2.CONTENT_KIND_LISTING:
+        content.category = "shoes/sneakers"
+        content.price.CopyFrom(money_pb2.Money(amount=8_500, currency="JPY"))
+    return content
+
+
+async def _moderate(
+    port: int, token: str, content: content_pb2.Content
+) -> moderation_service_pb2.ModerateContentResponse:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = moderation_service_pb2_grpc.ModerationServiceStub(channel)
+        request = moderation_service_pb2.ModerateContentRequest(content=content)
+        return await stub.ModerateContent(request, metadata=(("authorization", f"Bearer {token}"),), timeout=10)
 
 
 async def _echo(port: int, token: str | None) -> echo_service_pb2.EchoResponse:

@@ -1,4 +1,4 @@
-"""Server processes the benchmark drives: ``python -m bench._serve {bare,full,id} WORKDIR``.
+"""Server processes the benchmark drives: ``python -m bench._serve {bare,full,id,tns} WORKDIR``.
 
 Each prints one JSON line to stdout once it serves (its port, plus what a client needs),
 then runs until SIGTERM. Everything else the process writes (the JSON access log of the
@@ -88,6 +88,7 @@ async def serve_id(workdir: Path) -> None:
                 "port": service.server.port,
                 "client_id": "furima-dev",
                 "client_secret": secrets["furima-dev"],
+                "tns_secret": secrets["svc-tns"],
                 "email": DEMO_USERS[0][0],
                 "password": DEMO_PASSWORD,
                 "argon2": dataclasses.asdict(config.argon2),
@@ -98,18 +99,47 @@ async def serve_id(workdir: Path) -> None:
         await service.stop(0)
 
 
+async def serve_tns(workdir: Path, id_port: int, tns_secret: str) -> None:
+    """The real TnS service (rules + model) on a fresh SQLite database, trusting the ID
+    service on ``id_port`` and acting on it as ``svc-tns``.
+    """
+    from libs.rpc import ServerConfig
+    from libs.telemetry import setup_telemetry
+    from services.tns.config import TnsConfig
+    from services.tns.main import SERVICE_NAME, start_tns_service
+
+    setup_telemetry(SERVICE_NAME, log_format="json")
+    config = TnsConfig(
+        database_url=f"sqlite+aiosqlite:///{workdir / 'tns.db'}",
+        id_target=f"127.0.0.1:{id_port}",
+        client_secret=tns_secret,
+        rules_poll_interval=0.0,
+    )
+    service = await start_tns_service(config, ServerConfig(port=0))
+    try:
+        engine = service.container.book.current
+        _announce({"port": service.server.port, "rules": engine.rules.version, "model": engine.model.version})
+        await _wait_for_sigterm()
+    finally:
+        await service.stop(0)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve the named kind until SIGTERM."""
     parser = argparse.ArgumentParser(prog="python -m bench._serve")
-    parser.add_argument("kind", choices=["bare", "full", "id"])
+    parser.add_argument("kind", choices=["bare", "full", "id", "tns"])
     parser.add_argument("workdir", type=Path)
+    parser.add_argument("--id-port", type=int, default=0, help="tns: the ID service to trust")
+    parser.add_argument("--tns-secret", default="", help="tns: svc-tns's client secret")
     args = parser.parse_args(argv)
     if args.kind == "bare":
         asyncio.run(serve_bare())
     elif args.kind == "full":
         asyncio.run(serve_full())
-    else:
+    elif args.kind == "id":
         asyncio.run(serve_id(args.workdir))
+    else:
+        asyncio.run(serve_tns(args.workdir, args.id_port, args.tns_secret))
     sys.stdout.flush()
 
 

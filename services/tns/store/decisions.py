@@ -86,6 +86,10 @@ async def get(conn: AsyncConnection, decision_id: str) -> Row[tuple[object, ...]
     return (await conn.execute(select(decisions).where(decisions.c.id == decision_id))).first()
 
 
+VELOCITY_CAP = 1000
+"""Velocity counts saturate here (see docs/tns-rules.md)."""
+
+
 @dataclass(frozen=True)
 class AuthorFacts:
     """An author's standing row, strikes and recent volume, read in one round trip."""
@@ -145,8 +149,10 @@ async def author_facts(
         .label("signed_up_at")
     )
     for i, (window_kind, seconds) in enumerate(windows):
-        columns.append(
-            select(func.count())
+        # Counting stops at VELOCITY_CAP: rules compare with small thresholds, and a
+        # prolific author must not make every one of their submissions slower.
+        recent = (
+            select(literal(1))
             .select_from(decisions)
             .where(
                 and_(
@@ -155,9 +161,10 @@ async def author_facts(
                     decisions.c.decided_at >= now - timedelta(seconds=seconds),
                 )
             )
-            .scalar_subquery()
-            .label(f"w{i}")
+            .limit(VELOCITY_CAP)
+            .subquery()
         )
+        columns.append(select(func.count()).select_from(recent).scalar_subquery().label(f"w{i}"))
     row = (await conn.execute(select(literal(1), *columns))).one()._mapping
     return AuthorFacts(
         level=StandingLevel(row["level"]) if row["level"] else StandingLevel.GOOD,
