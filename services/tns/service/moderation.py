@@ -1,9 +1,9 @@
 """Moderation on the publishing path: rules and model, the author's standing and
 velocity, then the decision's effects.
 
-The common outcomes (ALLOW, WARN) only record the decision, so they go through a group
-commit; REVIEW opens a case and BLOCK takes the content down and strikes the author, in
-one ordinary transaction each.
+Every decision is written through a group commit: concurrent decisions share one
+transaction, and each caller returns once its decision and all its effects (a review
+case for REVIEW; take-down, strike and ladder for BLOCK) are committed together.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ from services.tns.store.contents import StoredContent
 SECONDS_PER_DAY = 86_400.0
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Recorded:
-    """A decision waiting to be written, with what it replaces."""
+    """A decision waiting to be written, with what it replaces (the writer sets its case)."""
 
     decision: Decision
     previous: ContentStatus | None
@@ -64,16 +64,15 @@ class Moderator:
         validate_content(content)
         engine = self._book.current
         now = self._rt.clock.now()
-        async with self._rt.db.read() as conn:
-            facts = await repo.author_facts(
-                conn,
-                content.author_id,
-                content.kind,
-                content.content_id,
-                engine.rules.velocity_windows,
-                self._enforcer.policy.window,
-                now,
-            )
+        facts = await repo.author_facts(
+            self._rt.db,
+            content.author_id,
+            content.kind,
+            content.content_id,
+            engine.rules.velocity_windows,
+            self._enforcer.policy.window,
+            now,
+        )
         standing = Standing(content.author_id, facts.level, facts.restricted_until, facts.strike_points)
         level = standing.effective_level(now)
         author = AuthorContext(
@@ -89,11 +88,9 @@ class Moderator:
         if facts.content_status is ContentStatus.REMOVED:
             # An edit does not bring back what was taken down; an appeal or an agent does.
             decision = dataclasses.replace(decision, status=ContentStatus.REMOVED)
-        if decision.verdict in (Verdict.ALLOW, Verdict.WARN):
-            await self._group.write(_Recorded(decision, facts.content_status, requested_by))
-            return decision
-        async with self._rt.db.transaction() as tx:
-            return await self._record_with_effects(tx, decision, facts.content_status, requested_by)
+        recorded = _Recorded(decision, facts.content_status, requested_by)
+        await self._group.write(recorded)
+        return recorded.decision
 
     def _decide(self, engine: Engine, content: Content, author: AuthorContext, standing: Standing) -> Decision:
         now = self._rt.clock.now()
@@ -123,40 +120,49 @@ class Moderator:
             status=status_after(verdict),
         )
 
-    async def _record_with_effects(
-        self, tx: Transaction, decision: Decision, previous: ContentStatus | None, requested_by: str
-    ) -> Decision:
-        content = decision.content
-        source = f"decision:{decision.decision_id}"
-        if decision.verdict is Verdict.REVIEW:
-            case = Case(
-                case_id=new_ulid("case_"),
-                kind=CaseKind.REVIEW,
-                status=CaseStatus.OPEN,
-                policy=decision.policy,
-                priority=priority(CaseKind.REVIEW, decision.policy),
-                content_kind=content.kind,
-                content_id=content.content_id,
-                subject_user_id=content.author_id,
-                opened_by=who.SYSTEM,
-                note=", ".join(r.rule_id for r in decision.reasons),
-                decision_id=decision.decision_id,
-                created_at=decision.decided_at,
-            )
-            opened, _ = await case_repo.open_or_bump(tx.conn, case, 0)
-            decision = dataclasses.replace(decision, case_id=opened.case_id)
+    async def _open_reviews(self, tx: Transaction, items: Sequence[_Recorded]) -> None:
+        reviews = [item for item in items if item.decision.verdict is Verdict.REVIEW]
+        if not reviews:
+            return
+        opened = await case_repo.open_many(
+            tx.conn,
+            [
+                Case(
+                    case_id=new_ulid("case_"),
+                    kind=CaseKind.REVIEW,
+                    status=CaseStatus.OPEN,
+                    policy=d.policy,
+                    priority=priority(CaseKind.REVIEW, d.policy),
+                    content_kind=d.content.kind,
+                    content_id=d.content.content_id,
+                    subject_user_id=d.content.author_id,
+                    opened_by=who.SYSTEM,
+                    note=", ".join(r.rule_id for r in d.reasons),
+                    decision_id=d.decision_id,
+                    created_at=d.decided_at,
+                )
+                for d in (item.decision for item in reviews)
+            ],
+        )
+        for item in reviews:
+            key = (item.decision.content.kind.value, item.decision.content.content_id)
+            item.decision = dataclasses.replace(item.decision, case_id=opened[key])
+
+    async def _enforce(self, tx: Transaction, decision: Decision) -> None:
         # A block for a content policy is an enforcement (appealable, a strike); a block
         # only because the author may not post right now is not.
         policy_blocks = [r for r in decision.strongest(Verdict.BLOCK) if r.policy != STANDING_POLICY]
-        await self._write_many(tx, [_Recorded(decision, previous, requested_by)], emit=not policy_blocks)
-        if policy_blocks and decision.status is ContentStatus.REMOVED:
-            policy = max(policy_blocks, key=lambda r: self._enforcer.policy.points_for(r.policy)).policy
-            reason = "automated: " + ", ".join(r.rule_id for r in policy_blocks)
-            await self._enforcer.take_down(tx, content, policy, source, who.SYSTEM, reason)
-            await self._enforcer.strike(tx, content, policy, source, who.SYSTEM, reason)
-        return decision
+        if not policy_blocks or decision.status is not ContentStatus.REMOVED:
+            return
+        content = decision.content
+        source = f"decision:{decision.decision_id}"
+        policy = max(policy_blocks, key=lambda r: self._enforcer.policy.points_for(r.policy)).policy
+        reason = "automated: " + ", ".join(r.rule_id for r in policy_blocks)
+        await self._enforcer.take_down(tx, content, policy, source, who.SYSTEM, reason)
+        await self._enforcer.strike(tx, content, policy, source, who.SYSTEM, reason)
 
-    async def _write_many(self, tx: Transaction, items: Sequence[_Recorded], *, emit: bool = True) -> None:
+    async def _write_many(self, tx: Transaction, items: Sequence[_Recorded]) -> None:
+        await self._open_reviews(tx, items)
         await repo.add_many(
             tx.conn,
             [
@@ -180,11 +186,12 @@ class Moderator:
         )
         await content_repo.save_decided(tx.conn, [item.decision for item in items])
         await audit_repo.add_many(tx.conn, [_audit_entry(item) for item in items])
-        if not emit:
-            return
         for item in items:
             d = item.decision
-            if d.status is not (item.previous or ContentStatus.VISIBLE):
+            enforced = d.verdict is Verdict.BLOCK and any(r.policy != STANDING_POLICY for r in d.reasons)
+            if enforced:
+                await self._enforce(tx, d)  # the take-down announces the new status itself
+            elif d.status is not (item.previous or ContentStatus.VISIBLE):
                 await self._rt.outbox.append(
                     tx,
                     d.content.content_id,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, and_, insert, or_, select, update
+from sqlalchemy import Row, and_, insert, or_, select, text, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -42,28 +43,30 @@ async def open_or_bump(conn: AsyncConnection, case: Case, bump: int) -> tuple[Ca
     """Open ``case``, or — when one of its kind is already open for the content — raise
     that one's priority by ``bump``. Returns the open case and whether it is new.
     """
-    try:
-        async with conn.begin_nested():
-            await conn.execute(
-                insert(cases).values(
-                    id=case.case_id,
-                    kind=case.kind.value,
-                    status=CaseStatus.OPEN.value,
-                    policy=case.policy,
-                    priority=case.priority,
-                    content_kind=case.content_kind.value,
-                    content_id=case.content_id,
-                    subject_user_id=case.subject_user_id,
-                    opened_by=case.opened_by,
-                    note=case.note,
-                    decision_id=case.decision_id,
-                    resolution_note="",
-                    created_at=case.created_at,
+    existing = await open_for_content(conn, case.kind, case.content_kind, case.content_id)
+    if existing is None:
+        try:
+            async with conn.begin_nested():
+                await conn.execute(
+                    insert(cases).values(
+                        id=case.case_id,
+                        kind=case.kind.value,
+                        status=CaseStatus.OPEN.value,
+                        policy=case.policy,
+                        priority=case.priority,
+                        content_kind=case.content_kind.value,
+                        content_id=case.content_id,
+                        subject_user_id=case.subject_user_id,
+                        opened_by=case.opened_by,
+                        note=case.note,
+                        decision_id=case.decision_id,
+                        resolution_note="",
+                        created_at=case.created_at,
+                    )
                 )
-            )
-        return case, True
-    except IntegrityError:
-        pass  # the partial unique index: one open case of a kind per content
+            return case, True
+        except IntegrityError:
+            pass  # opened concurrently (the partial unique index): bump that one
     existing = await open_for_content(conn, case.kind, case.content_kind, case.content_id)
     if existing is None:  # resolved between our insert and this read
         raise RuntimeError("open case vanished while bumping it")
@@ -75,6 +78,60 @@ async def open_or_bump(conn: AsyncConnection, case: Case, bump: int) -> tuple[Ca
         )
         existing = await get(conn, existing.case_id) or existing
     return existing, False
+
+
+def _row_values(case: Case) -> dict[str, object]:
+    return {
+        "id": case.case_id,
+        "kind": case.kind.value,
+        "status": CaseStatus.OPEN.value,
+        "policy": case.policy,
+        "priority": case.priority,
+        "content_kind": case.content_kind.value,
+        "content_id": case.content_id,
+        "subject_user_id": case.subject_user_id,
+        "opened_by": case.opened_by,
+        "note": case.note,
+        "decision_id": case.decision_id,
+        "resolution_note": "",
+        "created_at": case.created_at,
+    }
+
+
+async def _open_ids(conn: AsyncConnection, kind: CaseKind, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    rows = await conn.execute(
+        select(cases.c.content_kind, cases.c.content_id, cases.c.id).where(
+            cases.c.kind == kind.value,
+            cases.c.status == CaseStatus.OPEN.value,
+            tuple_(cases.c.content_kind, cases.c.content_id).in_(keys),
+        )
+    )
+    return {(r.content_kind, r.content_id): r.id for r in rows}
+
+
+async def open_many(conn: AsyncConnection, new: Sequence[Case]) -> dict[tuple[str, str], str]:
+    """Make sure each content of ``new`` has an open case of its kind (all of one kind);
+    returns ``{(content kind, content id): open case id}``. Three statements whatever the
+    number: look up, insert what is missing (skipping any opened concurrently), look up.
+    """
+    if not new:
+        return {}
+    kind = new[0].kind
+    keys = sorted({(c.content_kind.value, c.content_id) for c in new})
+    found = await _open_ids(conn, kind, keys)
+    missing: dict[tuple[str, str], Case] = {}
+    for case in new:
+        key = (case.content_kind.value, case.content_id)
+        if key not in found:
+            missing.setdefault(key, case)
+    if missing:
+        insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        statement = insert_(cases).on_conflict_do_nothing(
+            index_elements=["kind", "content_kind", "content_id"], index_where=text("status = 'open'")
+        )
+        await conn.execute(statement, [_row_values(c) for c in missing.values()])
+        found = await _open_ids(conn, kind, keys)
+    return found
 
 
 async def open_for_content(

@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, and_, func, insert, literal, or_, select
+from sqlalchemy import BindParameter, Row, Select, String, and_, bindparam, func, insert, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from libs.storage import Database, UtcDateTime
 from services.tns.domain.content import ContentKind, Verdict
 from services.tns.domain.enforcement import ActionKind, StandingLevel
 from services.tns.domain.moderation import ContentStatus, Reason
@@ -104,51 +105,42 @@ class AuthorFacts:
     signed_up_at: datetime | None
 
 
-async def author_facts(
-    conn: AsyncConnection,
-    author_id: str,
-    kind: ContentKind,
-    content_id: str,
-    windows: Iterable[tuple[ContentKind, int]],
-    strike_window: timedelta,
-    now: datetime,
-) -> AuthorFacts:
-    """Everything moderation reads about an author, as scalar subqueries of one SELECT."""
-    windows = sorted(windows)
+def _facts_query(dialect: str, windows: tuple[tuple[ContentKind, int], ...]) -> Select[Any]:
+    """The one SELECT of `author_facts`, with bound parameters: built once per rule set."""
+    author: BindParameter[str] = bindparam("author_id", type_=String())
+    now = bindparam("now", type_=UtcDateTime())
     columns = [
-        select(standings.c.level).where(standings.c.user_id == author_id).scalar_subquery().label("level"),
+        select(standings.c.level).where(standings.c.user_id == author).scalar_subquery().label("level"),
         select(standings.c.restricted_until)
-        .where(standings.c.user_id == author_id)
+        .where(standings.c.user_id == author)
         .scalar_subquery()
         .label("restricted_until"),
         select(func.coalesce(func.sum(actions.c.points), 0.0))
         .where(
-            actions.c.user_id == author_id,
+            actions.c.user_id == author,
             actions.c.kind == ActionKind.STRIKE.value,
             actions.c.reverted_at.is_(None),
-            actions.c.created_at >= now - strike_window,
+            actions.c.created_at >= bindparam("strikes_since", type_=UtcDateTime()),
         )
         .scalar_subquery()
         .label("strike_points"),
         select(contents.c.status)
-        .where(contents.c.kind == kind.value, contents.c.content_id == content_id)
+        .where(contents.c.kind == bindparam("kind"), contents.c.content_id == bindparam("content_id"))
         .scalar_subquery()
         .label("content_status"),
     ]
     active_labels = select(labels.c.label).where(
-        labels.c.user_id == author_id, or_(labels.c.expires_at.is_(None), labels.c.expires_at > now)
+        labels.c.user_id == author, or_(labels.c.expires_at.is_(None), labels.c.expires_at > now)
     )
-    aggregate = func.string_agg if conn.dialect.name == "postgresql" else func.group_concat
-    columns.append(
-        select(aggregate(active_labels.subquery().c.label, " ")).scalar_subquery().label("labels"),
-    )
+    aggregate = func.string_agg if dialect == "postgresql" else func.group_concat
+    columns.append(select(aggregate(active_labels.subquery().c.label, " ")).scalar_subquery().label("labels"))
     columns.append(
         select(known_users.c.signed_up_at)
-        .where(known_users.c.user_id == author_id)
+        .where(known_users.c.user_id == author)
         .scalar_subquery()
         .label("signed_up_at")
     )
-    for i, (window_kind, seconds) in enumerate(windows):
+    for i, (window_kind, _) in enumerate(windows):
         # Counting stops at VELOCITY_CAP: rules compare with small thresholds, and a
         # prolific author must not make every one of their submissions slower.
         recent = (
@@ -156,22 +148,56 @@ async def author_facts(
             .select_from(decisions)
             .where(
                 and_(
-                    decisions.c.author_id == author_id,
+                    decisions.c.author_id == author,
                     decisions.c.kind == window_kind.value,
-                    decisions.c.decided_at >= now - timedelta(seconds=seconds),
+                    decisions.c.decided_at >= bindparam(f"since{i}", type_=UtcDateTime()),
                 )
             )
             .limit(VELOCITY_CAP)
             .subquery()
         )
         columns.append(select(func.count()).select_from(recent).scalar_subquery().label(f"w{i}"))
-    row = (await conn.execute(select(literal(1), *columns))).one()._mapping
+    return select(literal(1), *columns)
+
+
+_queries: dict[tuple[str, tuple[tuple[ContentKind, int], ...]], Select[Any]] = {}
+
+
+async def author_facts(
+    db: Database,
+    author_id: str,
+    kind: ContentKind,
+    content_id: str,
+    windows: Iterable[tuple[ContentKind, int]],
+    strike_window: timedelta,
+    now: datetime,
+) -> AuthorFacts:
+    """Everything moderation reads about an author: one small SELECT of scalar subqueries,
+    run as a hot-path read (`Database.fetch_one`).
+    """
+    ordered = tuple(sorted(windows))
+    key = (db.dialect, ordered)
+    query = _queries.get(key)
+    if query is None:
+        query = _queries[key] = _facts_query(db.dialect, ordered)
+    params: dict[str, object] = {
+        "author_id": author_id,
+        "now": now,
+        "strikes_since": now - strike_window,
+        "kind": kind.value,
+        "content_id": content_id,
+    }
+    for i, (_, seconds) in enumerate(ordered):
+        params[f"since{i}"] = now - timedelta(seconds=seconds)
+    found = await db.fetch_one(query, params)
+    assert found is not None  # a SELECT without FROM always returns its one row
+    row = found._mapping
     return AuthorFacts(
         level=StandingLevel(row["level"]) if row["level"] else StandingLevel.GOOD,
         restricted_until=row["restricted_until"],
         strike_points=float(row["strike_points"] or 0.0),
         # This submission counts too: it is not stored yet.
-        recent={w: int(row[f"w{i}"]) + (1 if w[0] is kind else 0) for i, w in enumerate(windows)},
+        recent={w: int(row[f"w{i}"]) + (1 if w[0] is kind else 0) for i, w in enumerate(ordered)},
         content_status=ContentStatus(row["content_status"]) if row["content_status"] else None,
         labels=frozenset((row["labels"] or "").split()),
         signed_up_at=row["signed_up_at"],
