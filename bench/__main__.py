@@ -23,7 +23,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run; numbers are noisier)")
     parser.add_argument("--docs", type=Path, default=DOCS, help=f"results file to update (default {DOCS})")
     parser.add_argument("--no-docs", action="store_true", help="only print; do not update the results file")
+    parser.add_argument(
+        "--only",
+        choices=["overhead", "id", "moderation"],
+        action="append",
+        help="run only these benchmarks (repeatable; implies --no-docs)",
+    )
     args = parser.parse_args(argv)
+    only = set(args.only or ["overhead", "id", "moderation"])
     started = datetime.now(UTC)
     try:
         h2load = ensure_h2load()
@@ -34,15 +41,18 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="furima-bench-") as tmp:
             runner = Runner(h2load, Path(tmp), QUICK if args.quick else Plan())
             runner.outcome.background = background
-            runner.runtime_overhead()
-            runner.id_service()
-            runner.moderation()
+            if "overhead" in only:
+                runner.runtime_overhead()
+            if "id" in only:
+                runner.id_service()
+            if "moderation" in only:
+                runner.moderation()
     except BenchError as exc:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 1
     host = machine(h2load)
     print_table(runner.outcome, host)
-    if not args.no_docs:
+    if not args.no_docs and not args.only:
         update_docs(args.docs, runner.outcome, host, started, quick=args.quick)
         print(f"\nresults written to {args.docs.relative_to(ROOT) if args.docs.is_relative_to(ROOT) else args.docs}")
     return 0

@@ -25,8 +25,8 @@ SIGNIN_METHOD = "/furima.id.v1.UserService/SignIn"
 MODERATE_METHOD = "/furima.tns.v1.ModerationService/ModerateContent"
 MODERATION_RATE = 500
 """The issue's latency target is p99 at this offered rate."""
-# Realistic texts: a clean listing (the common case) and a message with a phone number
-# (WARN: off-platform contact). Both run rules and the model; neither needs a case.
+# Realistic texts: a clean listing (the common case, ALLOW) and a message with a phone
+# number (off-platform contact: flagged, and with the shipped rules sent to review).
 CLEAN_LISTING = (
     "ナイキ エアマックス90 27.5cm 美品",
     "2年前に購入しましたが、数回しか履いていません。目立つ汚れや傷はありません。"
@@ -278,14 +278,11 @@ class Runner:
                 auth = {"authorization": f"Bearer {token}"}
                 listing = _content(content_pb2.CONTENT_KIND_LISTING, "lst_bench", *CLEAN_LISTING)
                 message = _content(content_pb2.CONTENT_KIND_MESSAGE, "msg_bench", "", CONTACT_MESSAGE)
-                for label, content, expected in (
-                    ("clean listing", listing, content_pb2.VERDICT_ALLOW),
-                    ("contact message", message, content_pb2.VERDICT_WARN),
-                ):
+                for label, content, flagged in (("clean listing", listing, False), ("contact message", message, True)):
                     decision = asyncio.run(_moderate(tns.port, token, content)).decision
                     self.outcome.check(
                         f"ModerateContent, {label}",
-                        decision.verdict == expected,
+                        (decision.verdict != content_pb2.VERDICT_ALLOW) == flagged,
                         f"{content_pb2.Verdict.Name(decision.verdict)} by rules {decision.ruleset_version},"
                         f" model {decision.model_version}",
                     )
