@@ -5,7 +5,7 @@ JSON columns hold small documents the database never queries into (reasons, scor
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, text
 
 from libs.events import consumer_tables, outbox_table
 from libs.storage import UtcDateTime, big_id
@@ -114,6 +114,16 @@ cases = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("resolved_at", UtcDateTime(), nullable=True),
     Index("ix_cases_queue", "status", "policy", "priority", "created_at"),
+    # One open case of each kind per piece of content: more reports raise its priority.
+    Index(
+        "ux_cases_open_per_content",
+        "kind",
+        "content_kind",
+        "content_id",
+        unique=True,
+        sqlite_where=text("status = 'open'"),
+        postgresql_where=text("status = 'open'"),
+    ),
 )
 
 # Append-only: the migration installs triggers that refuse UPDATE and DELETE.
