@@ -96,3 +96,30 @@ async def test_invalid_rule_file_is_refused_and_changes_nothing(
         assert info.rule_set.version == "t.1"
         blocked = await moderate(tns, admin, listing(await user_id(stack, BOB), "ポケモンカード", "新品"))
         assert blocked.verdict == content_pb2.VERDICT_BLOCK
+
+
+VELOCITY_RULES = """
+version = "v.1"
+
+[[rules]]
+id = "velocity.burst"
+policy = "prohibited_item"
+verdict = "REVIEW"
+applies_to = ["listing"]
+description = "More than two listings an hour."
+when = { velocity = { kind = "listing", window = "1h", more_than = 2 } }
+"""
+
+
+async def test_velocity_counts_the_authors_recent_listings(stack: Stack, tns_database_url: str, tmp_path: Path) -> None:
+    """The third listing within the hour sends the author to review; another author is unaffected."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(VELOCITY_RULES, encoding="utf-8")
+    token = await service_token(stack, "tns.moderate")
+    async with running_tns(stack, tns_database_url, rules_path=rules) as service, make_channel(service.address) as ch:
+        tns = Tns(ch)
+        bob = await user_id(stack, BOB)
+        verdicts = [(await moderate(tns, token, listing(bob, f"本 {i}"))).verdict for i in range(3)]
+        assert verdicts == [content_pb2.VERDICT_ALLOW, content_pb2.VERDICT_ALLOW, content_pb2.VERDICT_REVIEW]
+        other = await moderate(tns, token, listing("usr_someone_else", "本"))
+        assert other.verdict == content_pb2.VERDICT_ALLOW
