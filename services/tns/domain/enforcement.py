@@ -177,7 +177,12 @@ def after_strike(standing: Standing, points: float, policy: EnforcementPolicy, n
     target = policy.level_for(points)
     if target.rank <= current.rank:
         return None
-    until = now + policy.restriction if target is StandingLevel.RESTRICTED else None
+    if target is StandingLevel.RESTRICTED:
+        until: datetime | None = now + policy.restriction
+    else:
+        # A suspension keeps a running restriction on record: if the suspension is
+        # lifted on appeal, the restriction resumes where it was.
+        until = standing.restricted_until if target is StandingLevel.SUSPENDED else None
     record = {
         StandingLevel.WARNED: ActionKind.WARN,
         StandingLevel.RESTRICTED: ActionKind.RESTRICT,

@@ -123,3 +123,11 @@ def test_content_validation_names_every_field() -> None:
         "content.title",
         "content.price",
     }
+
+
+def test_suspension_keeps_a_running_restriction_for_after_an_appeal() -> None:
+    """Suspending a restricted user keeps the restriction's end, which a later revert restores."""
+    until = NOW + timedelta(days=5)
+    up = after_strike(Standing("usr_a", StandingLevel.RESTRICTED, until, 6.0), 9.0, POLICY, NOW)
+    assert up is not None
+    assert (up.level, up.restricted_until) == (StandingLevel.SUSPENDED, until)
