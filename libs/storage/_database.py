@@ -75,7 +75,8 @@ class Database:
             self._inline = create_engine(
                 inline_url, hide_parameters=True, connect_args={"timeout": 1, "check_same_thread": False}
             )
-            _configure_sqlite(self._inline)
+            # One statement, one implicit snapshot: no BEGIN/ROLLBACK round of its own.
+            _configure_sqlite(self._inline, begin=False, busy_timeout_ms=1000)
 
     @property
     def dialect(self) -> str:
@@ -152,8 +153,10 @@ class Database:
         await asyncio.sleep(0)
 
 
-def _configure_sqlite(engine: Engine) -> None:
-    """WAL, foreign keys, a busy timeout, and transactions we begin ourselves."""
+def _configure_sqlite(engine: Engine, *, begin: bool = True, busy_timeout_ms: int = 30_000) -> None:
+    """WAL, foreign keys, a busy timeout, and transactions we begin ourselves (``begin``);
+    without ``begin`` every statement is its own transaction (the inline reads).
+    """
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -163,8 +166,11 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
+
+    if not begin:
+        return
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:

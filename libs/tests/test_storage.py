@@ -63,3 +63,27 @@ async def test_after_commit_runs_only_after_a_commit(database_url: str) -> None:
         assert ran == ["committed"]
     finally:
         await db.dispose()
+
+
+async def test_fetch_one_reads_committed_rows_without_holding_a_transaction(database_url: str) -> None:
+    """fetch_one sees what is committed (not what is still open) and never blocks the writer."""
+    db = Database(database_url)
+    try:
+        async with db.transaction() as tx:
+            await tx.conn.execute(text("CREATE TABLE kv (k VARCHAR(10) PRIMARY KEY, v INTEGER)"))
+            await tx.conn.execute(text("INSERT INTO kv VALUES ('a', 1)"))
+        query = text("SELECT v FROM kv WHERE k = :k")
+        row = await db.fetch_one(query, {"k": "a"})
+        assert row is not None
+        assert row[0] == 1
+        assert await db.fetch_one(query, {"k": "missing"}) is None
+        async with db.transaction() as tx:
+            await tx.conn.execute(text("UPDATE kv SET v = 2 WHERE k = 'a'"))
+            during = await db.fetch_one(query, {"k": "a"})  # another snapshot: the old value
+            assert during is not None
+            assert during[0] == 1
+        after = await db.fetch_one(query, {"k": "a"})
+        assert after is not None
+        assert after[0] == 2
+    finally:
+        await db.dispose()
