@@ -21,6 +21,10 @@ POLICIES: tuple[str, ...] = (
 )
 
 
+VELOCITY_COUNT_LIMIT = 1000
+"""Velocity counts saturate here: a rule may compare with at most this minus one."""
+
+
 class ContentKind(StrEnum):
     """Where the text comes from."""
 

@@ -100,7 +100,10 @@ class RuleSet:
         scope = Scope(content, author, scores, thresholds, self.keywords, self.detectors)
         hits: list[RuleHit] = []
         shadow_hits: list[RuleHit] = []
+        found = scope.lists_found().keys()
         for rule in self._rules_for[content.kind]:
+            if rule.needs is not None and found.isdisjoint(rule.needs):
+                continue  # a list it needs is not in the text: it cannot hold
             evidence = rule.when.test(scope)
             if evidence is None:
                 continue

@@ -178,18 +178,25 @@ class KeywordIndex:
         # A bounded Latin term must not follow a letter: checked after its first letter.
         self._passes += tuple((pattern, True, False) for pattern in _compile_groups(bounded, r"(?<![a-z].)"))
         self._passes += tuple((pattern, True, False) for pattern in _compile_groups(free))
+        self._has_latin = bool(bounded or free)
 
     def find(self, text: NormalizedText) -> dict[str, tuple[str, ...]]:
         """List name → the terms of that list found in ``text`` (as written in the list)."""
         hits: list[tuple[bool, int, int, tuple[bool, str]]] = []
+        compact_view = text.compact
+        english = compact_view.isascii()  # then no Japanese term can match
+        latin_view = text.latin if self._has_latin else ""
         for pattern, is_latin, non_ascii in self._passes:
-            haystack = text.latin if is_latin else text.compact
-            if non_ascii and haystack.isascii():
-                continue  # an English text: no Japanese term can match
-            position = 0
-            while (match := pattern.search(haystack, position)) is not None:
-                position = match.start() + 1  # overlapping matches: "ばかす" is "ばか" and "かす"
+            if non_ascii and english:
+                continue
+            haystack = latin_view if is_latin else compact_view
+            match = pattern.search(haystack)
+            while match is not None:
                 hits.append((is_latin, match.start(), match.end(), self._slot(match.group(), is_latin)))
+                # Overlapping matches: "ばかす" is "ばか" and "かす".
+                match = pattern.search(haystack, match.start() + 1)
+        if not hits:
+            return {}  # the usual case, for a clean text
         # By view, then position, longest first: an exception shields the terms that start
         # inside it, so it must be seen before them.
         hits.sort(key=lambda hit: (hit[0], hit[1], -hit[2]))

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from libs.errors import FieldViolation, InvalidArgument
-from services.tns.domain.content import POLICIES, ContentKind, Verdict
+from services.tns.domain.content import POLICIES, VELOCITY_COUNT_LIMIT, ContentKind, Verdict
 from services.tns.domain.detectors import DETECTORS, check_term
 from services.tns.domain.rules_conditions import (
     AllOf,
@@ -30,6 +30,7 @@ from services.tns.domain.rules_conditions import (
     PriceBelow,
     Rule,
     VelocityAbove,
+    lists_required,
 )
 from services.tns.domain.text import fold_kana
 
@@ -246,7 +247,8 @@ class _Checker:
             self.add(f"{path}.when", "is required")
         if len(self.violations) > before or not (rule_id and policy and verdict and description and condition):
             return None
-        return Rule(rule_id, policy, Verdict[verdict], kinds, bool(shadow), description, condition)
+        needs = lists_required(condition)
+        return Rule(rule_id, policy, Verdict[verdict], kinds, bool(shadow), description, condition, needs)
 
     def required_string(self, table: Mapping[str, object], path: str, key: str) -> str | None:
         value = table.get(key)
@@ -375,8 +377,9 @@ class _Checker:
         seconds = parse_window(window) if isinstance(window, str) else None
         if "window" in table and (seconds is None or seconds > _MAX_WINDOW):
             self.add(f"{path}.window", f"bad window {window!r}: a whole number and s, m, h or d, at most 30d")
-        if "more_than" in table and (more_than is None or more_than < 0):
-            self.add(f"{path}.more_than", "must be a whole number, 0 or more")
+        if "more_than" in table and (more_than is None or not 0 <= more_than < VELOCITY_COUNT_LIMIT):
+            # Counts saturate at the limit (a prolific author must not slow every decision).
+            self.add(f"{path}.more_than", f"must be a whole number from 0 to {VELOCITY_COUNT_LIMIT - 1}")
         valid = len(self.violations) == before
         if not (valid and isinstance(kind, str) and isinstance(window, str) and seconds and more_than is not None):
             return None

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import cached_property, lru_cache
 
 # Characters that render as nothing and are inserted to split a word: zero-width spaces
 # and joiners, soft hyphen, word joiner, BOM, variation selectors.
@@ -72,14 +71,21 @@ def _nfkc(text: str) -> str:
     return unicodedata.normalize("NFKC", text) if needs_context else result
 
 
-@lru_cache(maxsize=8192)
-def _hiragana(katakana: str) -> str:
-    # Katakana words repeat across texts (brand names, product words): cached, bounded.
-    return katakana.translate(_KATAKANA_TO_HIRAGANA)
+# Katakana words repeat across texts (brand names, product words), and str.translate is
+# slow outside ASCII: folded runs are kept, up to a bound (a plain dict: lru_cache costs a
+# second Python call per run).
+_HIRAGANA: dict[str, str] = {}
+_HIRAGANA_MAX = 20_000
 
 
 def _hiragana_run(match: re.Match[str]) -> str:
-    return _hiragana(match.group())
+    katakana = match.group()
+    hiragana = _HIRAGANA.get(katakana)
+    if hiragana is None:
+        hiragana = katakana.translate(_KATAKANA_TO_HIRAGANA)
+        if len(_HIRAGANA) < _HIRAGANA_MAX:
+            _HIRAGANA[katakana] = hiragana
+    return hiragana
 
 
 def fold_kana(pattern: str) -> str:
@@ -224,26 +230,42 @@ def digits(plain: str) -> str:
 class NormalizedText:
     """The views of one text; each is computed on first use, then kept."""
 
+    # Plain lazy attributes, not functools.cached_property: on Python 3.11 that takes a
+    # lock on every first access, a few microseconds per view on a hot path.
+    __slots__ = ("_compact", "_digits", "_latin", "_plain", "original")
+
     def __init__(self, text: str) -> None:
         """Wrap ``text``; nothing is computed yet."""
         self.original = text
+        self._plain: str | None = None
+        self._compact: str | None = None
+        self._latin: str | None = None
+        self._digits: str | None = None
 
-    @cached_property
+    @property
     def plain(self) -> str:
         """`fold` of the original text."""
-        return fold(self.original)
+        if self._plain is None:
+            self._plain = fold(self.original)
+        return self._plain
 
-    @cached_property
+    @property
     def compact(self) -> str:
         """``plain`` without separators (see `compact`)."""
-        return compact(self.plain)
+        if self._compact is None:
+            self._compact = compact(self.plain)
+        return self._compact
 
-    @cached_property
+    @property
     def latin(self) -> str:
         """``plain`` prepared for whole-word Latin matching (see `latin`)."""
-        return latin(self.plain)
+        if self._latin is None:
+            self._latin = latin(self.plain)
+        return self._latin
 
-    @cached_property
+    @property
     def digits(self) -> str:
         """``plain`` with numerals as ASCII digits (see `digits`)."""
-        return digits(self.plain)
+        if self._digits is None:
+            self._digits = digits(self.plain)
+        return self._digits

@@ -12,7 +12,7 @@ from sqlalchemy import BindParameter, Row, Select, String, and_, bindparam, func
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.storage import Database, UtcDateTime
-from services.tns.domain.content import ContentKind, Verdict
+from services.tns.domain.content import VELOCITY_COUNT_LIMIT, ContentKind, Verdict
 from services.tns.domain.enforcement import ActionKind, StandingLevel
 from services.tns.domain.moderation import ContentStatus, Reason
 from services.tns.store.tables import actions, contents, decisions, known_users, labels, standings
@@ -87,10 +87,6 @@ async def get(conn: AsyncConnection, decision_id: str) -> Row[tuple[object, ...]
     return (await conn.execute(select(decisions).where(decisions.c.id == decision_id))).first()
 
 
-VELOCITY_CAP = 1000
-"""Velocity counts saturate here (see docs/tns-rules.md)."""
-
-
 @dataclass(frozen=True)
 class AuthorFacts:
     """An author's standing row, strikes and recent volume, read in one round trip."""
@@ -141,7 +137,7 @@ def _facts_query(dialect: str, windows: tuple[tuple[ContentKind, int], ...]) -> 
         .label("signed_up_at")
     )
     for i, (window_kind, _) in enumerate(windows):
-        # Counting stops at VELOCITY_CAP: rules compare with small thresholds, and a
+        # Counting stops at VELOCITY_COUNT_LIMIT: rules compare with small thresholds, and a
         # prolific author must not make every one of their submissions slower.
         recent = (
             select(literal(1))
@@ -153,7 +149,7 @@ def _facts_query(dialect: str, windows: tuple[tuple[ContentKind, int], ...]) -> 
                     decisions.c.decided_at >= bindparam(f"since{i}", type_=UtcDateTime()),
                 )
             )
-            .limit(VELOCITY_CAP)
+            .limit(VELOCITY_COUNT_LIMIT)
             .subquery()
         )
         columns.append(select(func.count()).select_from(recent).scalar_subquery().label(f"w{i}"))

@@ -111,7 +111,7 @@ when = { velocity = { kind = "listing", window = "1 hour", more_than = -1 } }
         FieldViolation("rules[4].applies_to[1]", "unknown content kind 'tweet' (expected listing, comment or message)"),
         FieldViolation("rules[4].shadow", "must be true or false"),
         FieldViolation("rules[4].when.velocity.window", f"bad window '1 hour': {_WINDOW}"),
-        FieldViolation("rules[4].when.velocity.more_than", "must be a whole number, 0 or more"),
+        FieldViolation("rules[4].when.velocity.more_than", "must be a whole number from 0 to 999"),
     ]
 
 
@@ -195,6 +195,11 @@ def test_file_level_problems_are_reported(source: str, expected: FieldViolation)
             '{ velocity = { kind = "listing", window = "31d", more_than = 3 } }',
             f"{_VELOCITY}.window",
             f"bad window '31d': {_WINDOW}",
+        ),
+        (
+            '{ velocity = { kind = "listing", window = "1h", more_than = 1000 } }',
+            f"{_VELOCITY}.more_than",
+            "must be a whole number from 0 to 999",
         ),
         ('{ velocity = { kind = "listing" } }', f"{_VELOCITY}.window", "is required"),
         ("{ author = {} }", "rules[0].when.author", f"must be a table with at least one of {_AUTHOR_KEYS}"),
@@ -393,6 +398,18 @@ def test_all_any_and_not_combine() -> None:
     assert _evaluate(ruleset, _content("大麻 銀行振込")).hits == ()
     assert [h.rule_id for h in _evaluate(ruleset, _content("090-1234-5678")).hits] == ["either"]
     assert [h.rule_id for h in _evaluate(ruleset, _content("idiot")).hits] == ["either"]
+
+
+def test_rules_without_a_needed_list_still_run() -> None:
+    """Skipping rules whose keyword lists are absent never skips one that could hold."""
+    ruleset = _rules(
+        _rule('{ all = [{ not = { keywords = "drugs" } }, { category_in = ["food"] }] }', rule_id="no.drugs")
+        + _rule('{ any = [{ keywords = "drugs" }, { keywords = "payment" }] }', rule_id="either.list")
+    )
+    assert [hit.rule_id for hit in _evaluate(ruleset, _content("おせんべい", category="food")).hits] == ["no.drugs"]
+    assert [hit.rule_id for hit in _evaluate(ruleset, _content("銀行振込のみ")).hits] == ["either.list"]
+    assert ruleset.rules[0].needs is None
+    assert ruleset.rules[1].needs == frozenset({"drugs", "payment"})
 
 
 def test_evidence_explains_the_hit() -> None:
