@@ -27,7 +27,7 @@ from services.tns.domain.detectors import detectors as make_detectors
 from services.tns.domain.rules_conditions import Rule, Scope
 from services.tns.domain.rules_parsing import parse_document
 
-__all__ = ["Evaluation", "Rule", "RuleFile", "RuleHit", "RuleSet", "load_ruleset", "parse_ruleset"]
+__all__ = ["Evaluation", "Rule", "RuleHit", "RuleSet", "load_ruleset", "parse_ruleset"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,32 +133,6 @@ def parse_ruleset(text: str, *, source: str = "<string>") -> RuleSet:
 def load_ruleset(path: Path) -> RuleSet:
     """Read and compile a rule file (UTF-8); raise `InvalidArgument` when it is invalid."""
     return parse_ruleset(path.read_text(encoding="utf-8"), source=str(path))
-
-
-class RuleFile:
-    """A rule file and the rule set last loaded from it, reloadable without a restart."""
-
-    def __init__(self, path: Path) -> None:
-        """Load ``path``; an invalid file raises `InvalidArgument`."""
-        self.path = path
-        self._ruleset = load_ruleset(path)
-
-    @property
-    def ruleset(self) -> RuleSet:
-        """The current rule set (hold on to it for the length of one evaluation)."""
-        return self._ruleset
-
-    def reload(self) -> bool:
-        """Load the file again; True when its text changed and the new rules are in place.
-
-        An invalid file raises `InvalidArgument` and the current rule set stays: a bad
-        edit never takes moderation down.
-        """
-        text = self.path.read_text(encoding="utf-8")
-        if hashlib.sha256(text.encode("utf-8")).hexdigest() == self._ruleset.digest:
-            return False
-        self._ruleset = parse_ruleset(text, source=str(self.path))  # one assignment: readers see old or new
-        return True
 
 
 def _check(paths: Sequence[str]) -> int:

@@ -18,7 +18,7 @@ from libs.errors import FieldViolation, InvalidArgument
 from services.tns.domain import text as text_module
 from services.tns.domain.content import POLICIES, AuthorContext, Content, ContentKind, Verdict
 from services.tns.domain.detectors import Detector, Match
-from services.tns.domain.rules import Evaluation, RuleFile, RuleSet, load_ruleset, main, parse_ruleset
+from services.tns.domain.rules import Evaluation, RuleSet, load_ruleset, main, parse_ruleset
 from services.tns.domain.text import NormalizedText
 
 DEFAULT_RULES = Path(__file__).resolve().parents[1] / "rules" / "default.toml"
@@ -297,21 +297,6 @@ def test_rule_sets_are_immutable() -> None:
     ruleset = _rules(_rule('{ keywords = "drugs" }'))
     with pytest.raises(dataclasses.FrozenInstanceError):
         ruleset.version = "other"  # type: ignore[misc]
-
-
-def test_rule_file_reloads_only_when_changed_and_keeps_the_old_rules_on_error(tmp_path: Path) -> None:
-    """Reloading swaps in a changed file, ignores an unchanged one, and survives a bad edit."""
-    path = tmp_path / "rules.toml"
-    path.write_text(_HEADER + _rule('{ keywords = "drugs" }'), encoding="utf-8")
-    rule_file = RuleFile(path)
-    assert rule_file.reload() is False
-    path.write_text(_HEADER.replace('"t1"', '"t2"') + _rule('{ keywords = "drugs" }'), encoding="utf-8")
-    assert rule_file.reload() is True
-    assert rule_file.ruleset.version == "t2"
-    path.write_text('version = "t3"\n', encoding="utf-8")
-    with pytest.raises(InvalidArgument):
-        rule_file.reload()
-    assert rule_file.ruleset.version == "t2"
 
 
 def test_check_command_prints_every_violation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
