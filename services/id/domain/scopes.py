@@ -20,6 +20,7 @@ CATALOGUE: dict[str, str] = {
     "payments.read": "read payments and wallets",
     "payments.write": "create payments and refunds",
     "payments.balance.read": "read a wallet balance",
+    "payments.ledger.admin": "verify the payments ledger",
     "tns.moderate": "submit content for moderation",
     "tns.review": "review moderation cases",
     "tns.report": "report content or users",

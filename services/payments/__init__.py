@@ -1,0 +1,1 @@
+"""The payments service: double-entry ledger, wallets, points."""

@@ -1,0 +1,22 @@
+"""Builders of the payments outbox payloads (`furima.payments.v1.events_pb2`)."""
+
+from __future__ import annotations
+
+from furima.payments.v1 import events_pb2
+from furima.types.v1 import money_pb2
+
+from libs.pb import timestamp
+from services.payments.domain.points import PointsGrant
+
+
+def points_granted(grant: PointsGrant) -> events_pb2.PointsGranted:
+    """Points were granted."""
+    return events_pb2.PointsGranted(
+        grant_id=grant.grant_id,
+        transfer_id=grant.transfer_id,
+        user_id=grant.user_id,
+        amount=money_pb2.Money(amount=grant.amount, currency=grant.currency),
+        campaign_id=grant.campaign_id,
+        expires_at=timestamp(grant.expires_at),
+        granted_at=timestamp(grant.granted_at),
+    )

@@ -1,0 +1,86 @@
+"""The ledger use cases: post a transfer (all legs or none), reverse one, verify everything."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+
+from libs.clock import Clock
+from libs.errors import FailedPrecondition, NotFound
+from libs.ids import new_ulid
+from libs.storage import Database, Transaction
+from services.payments.domain.transfers import InsufficientFunds, TransferDraft, reversal, validate_transfer
+from services.payments.domain.verification import LedgerReport, report
+from services.payments.store import accounts as accounts_repo
+from services.payments.store import ledger as ledger_repo
+
+
+@dataclass(frozen=True)
+class PostedTransfer:
+    """A transfer that is in the ledger."""
+
+    transfer_id: str
+    posted_at: datetime
+
+
+class Ledger:
+    """Double-entry bookkeeping on the payments database."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def post_transfer(self, tx: Transaction, draft: TransferDraft) -> PostedTransfer:
+        """Post ``draft`` inside the caller's transaction (so the effect, the idempotency
+        record and the event commit together).
+
+        INVALID_ARGUMENT for a transfer that does not balance; INSUFFICIENT_FUNDS
+        (FAILED_PRECONDITION) when a leg would cross its account's floor — the caller's
+        transaction must then roll back, undoing the legs applied before it.
+        """
+        validate_transfer(draft)
+        now = self._clock.now()
+        await accounts_repo.ensure(tx.conn, [leg.account for leg in draft.legs], now)
+        # One lock order for every transfer, so two transfers never deadlock on PostgreSQL.
+        for leg in sorted(draft.legs, key=lambda leg: leg.account.account_id):
+            if await accounts_repo.add_to_balance(tx.conn, leg.account.account_id, leg.amount) is None:
+                raise InsufficientFunds(
+                    f"{leg.account.account_id} has not enough funds",
+                    metadata={"account_id": leg.account.account_id},
+                )
+        transfer_id = new_ulid("trf_")
+        await ledger_repo.insert_transfer(tx.conn, transfer_id, draft, now)
+        return PostedTransfer(transfer_id, now)
+
+    async def transfer(self, draft: TransferDraft) -> PostedTransfer:
+        """Post ``draft`` in a transaction of its own."""
+        async with self._db.transaction() as tx:
+            return await self.post_transfer(tx, draft)
+
+    async def reverse(self, transfer_id: str, description: str = "") -> PostedTransfer:
+        """Post the transfer that undoes ``transfer_id`` (at most once; floors still apply).
+
+        NOT_FOUND for an unknown transfer; FAILED_PRECONDITION ``ALREADY_REVERSED`` when a
+        reversal exists already.
+        """
+        try:
+            async with self._db.transaction() as tx:
+                legs = await ledger_repo.legs_of(tx.conn, transfer_id)
+                if not legs:
+                    raise NotFound(f"no transfer {transfer_id!r}")
+                if await ledger_repo.is_reversed(tx.conn, transfer_id):
+                    raise FailedPrecondition(f"{transfer_id} is already reversed", reason="ALREADY_REVERSED")
+                return await self.post_transfer(tx, reversal("reversal", transfer_id, legs, description))
+        except IntegrityError as exc:
+            # A concurrent reversal won the unique "reverses" column (PostgreSQL).
+            raise FailedPrecondition(f"{transfer_id} is already reversed", reason="ALREADY_REVERSED") from exc
+
+    async def verify(self) -> LedgerReport:
+        """Recompute every balance from the entries, in one read snapshot."""
+        async with self._db.read() as conn:
+            rows = await ledger_repo.computed_balances(conn)
+            sums = await ledger_repo.currency_sums(conn)
+            unbalanced = await ledger_repo.unbalanced_transfers(conn)
+        return report(rows, sums, unbalanced)

@@ -1,0 +1,134 @@
+"""Transfers and their entries: written once, read for history, reversal and verification."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.payments.domain.accounts import Account, AccountKind
+from services.payments.domain.transfers import Leg, TransferDraft
+from services.payments.store.tables import accounts, entries, transfers
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    """One entry of a wallet's history, with its transfer."""
+
+    entry_id: int
+    transfer_id: str
+    kind: str
+    account_kind: AccountKind
+    amount: int
+    currency: str
+    occurred_at: datetime
+    description: str
+
+
+async def insert_transfer(conn: AsyncConnection, transfer_id: str, draft: TransferDraft, now: datetime) -> None:
+    """Write the transfer row and one entry per leg."""
+    await conn.execute(
+        insert(transfers).values(
+            id=transfer_id, kind=draft.kind, description=draft.description, reverses=draft.reverses, created_at=now
+        )
+    )
+    await conn.execute(
+        insert(entries),
+        [
+            {
+                "transfer_id": transfer_id,
+                "account_id": leg.account.account_id,
+                "amount": leg.amount,
+                "currency": leg.currency,
+                "created_at": now,
+            }
+            for leg in draft.legs
+        ],
+    )
+
+
+async def legs_of(conn: AsyncConnection, transfer_id: str) -> list[Leg]:
+    """The legs of a posted transfer (empty when there is no such transfer)."""
+    a, e = accounts.c, entries.c
+    query = (
+        select(a.id, a.owner, a.kind, a.currency, a.floor, e.amount)
+        .join_from(entries, accounts, e.account_id == a.id)
+        .where(e.transfer_id == transfer_id)
+        .order_by(e.id)
+    )
+    rows = (await conn.execute(query)).all()
+    return [Leg(Account(r.id, r.owner, AccountKind(r.kind), r.currency, r.floor), int(r.amount)) for r in rows]
+
+
+async def is_reversed(conn: AsyncConnection, transfer_id: str) -> bool:
+    """Whether a reversal of ``transfer_id`` has been posted."""
+    return await conn.scalar(select(transfers.c.id).where(transfers.c.reverses == transfer_id)) is not None
+
+
+async def history(conn: AsyncConnection, owner: str, before: int | None, limit: int) -> list[HistoryLine]:
+    """The entries of ``owner``'s accounts, newest first, with entry id below ``before``."""
+    a, e, t = accounts.c, entries.c, transfers.c
+    query = (
+        select(e.id, e.transfer_id, t.kind, a.kind.label("account_kind"), e.amount, e.currency, e.created_at)
+        .add_columns(t.description)
+        .join_from(entries, accounts, e.account_id == a.id)
+        .join(transfers, t.id == e.transfer_id)
+        .where(a.owner == owner)
+        .order_by(e.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(e.id < before)
+    rows = (await conn.execute(query)).all()
+    return [
+        HistoryLine(
+            int(r.id),
+            r.transfer_id,
+            r.kind,
+            AccountKind(r.account_kind),
+            int(r.amount),
+            r.currency,
+            r.created_at,
+            r.description,
+        )
+        for r in rows
+    ]
+
+
+async def computed_balances(conn: AsyncConnection) -> Sequence[tuple[str, str, int, int, int]]:
+    """Every account as (id, currency, stored balance, sum of entries, number of entries)."""
+    a, e = accounts.c, entries.c
+    sums = (
+        select(e.account_id, func.coalesce(func.sum(e.amount), 0).label("total"), func.count().label("n"))
+        .group_by(e.account_id)
+        .subquery()
+    )
+    query = (
+        select(a.id, a.currency, a.balance, func.coalesce(sums.c.total, 0), func.coalesce(sums.c.n, 0))
+        .outerjoin(sums, sums.c.account_id == a.id)
+        .order_by(a.id)
+    )
+    return [(r[0], r[1], int(r[2]), int(r[3]), int(r[4])) for r in (await conn.execute(query)).all()]
+
+
+async def currency_sums(conn: AsyncConnection) -> list[tuple[str, int]]:
+    """The sum of all entries per currency."""
+    e = entries.c
+    query = select(e.currency, func.sum(e.amount)).group_by(e.currency).order_by(e.currency)
+    return [(r[0], int(r[1])) for r in (await conn.execute(query)).all()]
+
+
+async def unbalanced_transfers(conn: AsyncConnection) -> list[tuple[str, str, int]]:
+    """Transfers whose entries do not sum to zero in some currency: (id, currency, sum)."""
+    e = entries.c
+    total = func.sum(e.amount)
+    query = (
+        select(e.transfer_id, e.currency, total)
+        .group_by(e.transfer_id, e.currency)
+        .having(total != 0)
+        .order_by(e.transfer_id)
+    )
+    return [(r[0], r[1], int(r[2])) for r in (await conn.execute(query)).all()]

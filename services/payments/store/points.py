@@ -1,0 +1,44 @@
+"""Points lots: one per grant, shrinking as points are spent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.payments.domain.points import PointsLot
+from services.payments.store.tables import points_lots
+
+
+async def add(conn: AsyncConnection, lot: PointsLot, account_id: str, transfer_id: str, now: datetime) -> None:
+    """Record a new lot."""
+    await conn.execute(
+        insert(points_lots).values(
+            id=lot.lot_id,
+            user_id=lot.user_id,
+            account_id=account_id,
+            transfer_id=transfer_id,
+            campaign_id=lot.campaign_id,
+            granted=lot.granted,
+            remaining=lot.remaining,
+            currency=lot.currency,
+            expires_at=lot.expires_at,
+            created_at=now,
+        )
+    )
+
+
+async def unspent(conn: AsyncConnection, user_id: str, now: datetime) -> list[PointsLot]:
+    """A user's lots with points left that have not expired, soonest expiry first."""
+    p = points_lots.c
+    query = (
+        select(p.id, p.user_id, p.granted, p.remaining, p.currency, p.campaign_id, p.expires_at)
+        .where(p.user_id == user_id, p.remaining > 0, p.expires_at > now)
+        .order_by(p.expires_at, p.id)
+    )
+    rows = (await conn.execute(query)).all()
+    return [
+        PointsLot(r.id, r.user_id, int(r.granted), int(r.remaining), r.currency, r.campaign_id, r.expires_at)
+        for r in rows
+    ]
