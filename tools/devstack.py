@@ -25,6 +25,8 @@ from libs.storage import Database, upgrade
 from services.id.bootstrap import bootstrap
 from services.id.config import IdConfig
 from services.id.container import build_container
+from services.payments.config import PaymentsConfig
+from services.payments.container import MIGRATIONS as PAYMENTS_MIGRATIONS
 from services.tns.config import TnsConfig
 from services.tns.container import MIGRATIONS as TNS_MIGRATIONS
 
@@ -42,10 +44,11 @@ class ServiceProcess:
     port: int
 
 
-# Started in this order, each once the previous one serves (TnS needs the ID service's
-# keys at start). Payments (50052) and marketing (50054) join as they are built.
+# Started in this order, each once the previous one serves (the others need the ID
+# service's keys at start). Marketing (50054) joins when it is built.
 SERVICES = [
     ServiceProcess("id", "services.id.main", int(os.environ.get("FURIMA_ID_PORT", "50051"))),
+    ServiceProcess("payments", "services.payments.main", int(os.environ.get("FURIMA_PAYMENTS_PORT", "50052"))),
     ServiceProcess("tns", "services.tns.main", int(os.environ.get("FURIMA_TNS_PORT", "50053"))),
 ]
 
@@ -59,11 +62,15 @@ async def migrate() -> dict[str, str]:
         secrets = await bootstrap(container, CREDENTIALS)
     finally:
         await container.db.dispose()
-    tns_db = Database(TnsConfig.from_env().database_url)
-    try:
-        await upgrade(tns_db, TNS_MIGRATIONS)
-    finally:
-        await tns_db.dispose()
+    for url, migrations in (
+        (PaymentsConfig.from_env().database_url, PAYMENTS_MIGRATIONS),
+        (TnsConfig.from_env().database_url, TNS_MIGRATIONS),
+    ):
+        db = Database(url)
+        try:
+            await upgrade(db, migrations)
+        finally:
+            await db.dispose()
     return secrets
 
 
@@ -92,6 +99,7 @@ async def run() -> int:
         "PYTHONUNBUFFERED": "1",
         # Each service signs in to the ID service as its bootstrapped client.
         "FURIMA_TNS_CLIENT_SECRET": os.environ.get("FURIMA_TNS_CLIENT_SECRET") or secrets["svc-tns"],
+        "FURIMA_PAYMENTS_CLIENT_SECRET": os.environ.get("FURIMA_PAYMENTS_CLIENT_SECRET") or secrets["svc-payments"],
     }
     procs: list[asyncio.subprocess.Process] = []
     stop = asyncio.Event()
@@ -135,6 +143,8 @@ def _banner() -> str:
         """    -d '{"content": {"kind": "CONTENT_KIND_MESSAGE", "contentId": "m1", "authorId": "usr_demo",""",
         """         "body": "銀行振込でお願いします 口座番号 1234567"}}' \\""",
         "    http://127.0.0.1:50053/furima.tns.v1.ModerationService/ModerateContent",
+        '  .venv/bin/buf curl --protocol grpc --http2-prior-knowledge -H "authorization: Bearer $TOKEN" \\',
+        """    -d '{}' http://127.0.0.1:50052/furima.payments.v1.LedgerService/VerifyLedger""",
         "",
         "Ctrl-C stops everything.",
     ]
