@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 
 def env_str(name: str, default: str) -> str:
@@ -43,3 +44,25 @@ def env_bool(name: str, default: bool) -> bool:
     if raw.lower() in {"0", "false", "no", "off"}:
         return False
     raise ValueError(f"{name} must be a boolean, got {raw!r}")
+
+
+def int_from(env: Mapping[str, str], name: str, default: int) -> int:
+    """An integer setting from ``env`` (a config's ``from_env`` mapping); malformed fails loudly."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def number_from(env: Mapping[str, str], name: str, default: float) -> float:
+    """A number setting from ``env`` (a config's ``from_env`` mapping); malformed fails loudly."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None

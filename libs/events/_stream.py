@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 from furima.events.v1 import events_pb2, events_pb2_grpc
+from google.protobuf.descriptor import ServiceDescriptor
 
 from libs.errors import Violations
 from libs.events._source import OutboxEventSource
@@ -29,3 +30,13 @@ class EventStreamServicer(events_pb2_grpc.EventStreamServiceServicer):
         problems.raise_if_any()
         async for event in self.source.stream(request.after_sequence, list(request.types), request.follow):
             yield events_pb2.StreamEventsResponse(event=event)
+
+
+EVENT_STREAM_SERVICE = events_pb2.DESCRIPTOR.services_by_name["EventStreamService"]
+
+
+def event_stream_service(
+    source: OutboxEventSource,
+) -> tuple[Callable[[EventStreamServicer, grpc.aio.Server], None], EventStreamServicer, ServiceDescriptor]:
+    """``(register, servicer, descriptor)`` serving ``source``, for ``GrpcServer.add(*...)``."""
+    return events_pb2_grpc.add_EventStreamServiceServicer_to_server, EventStreamServicer(source), EVENT_STREAM_SERVICE

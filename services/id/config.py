@@ -7,17 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from libs.config import int_from
 from services.id.domain.passwords import Argon2Params
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -49,14 +40,14 @@ class IdConfig:
         return cls(
             database_url=e.get("FURIMA_ID_DATABASE_URL") or d.database_url,
             issuer=e.get("FURIMA_ISSUER") or d.issuer,
-            access_token_ttl=timedelta(seconds=_int(e, "FURIMA_ID_ACCESS_TOKEN_TTL", 900)),
-            refresh_token_ttl=timedelta(seconds=_int(e, "FURIMA_ID_REFRESH_TOKEN_TTL", 30 * 86400)),
-            auth_code_ttl=timedelta(seconds=_int(e, "FURIMA_ID_AUTH_CODE_TTL", 600)),
+            access_token_ttl=timedelta(seconds=int_from(e, "FURIMA_ID_ACCESS_TOKEN_TTL", 900)),
+            refresh_token_ttl=timedelta(seconds=int_from(e, "FURIMA_ID_REFRESH_TOKEN_TTL", 30 * 86400)),
+            auth_code_ttl=timedelta(seconds=int_from(e, "FURIMA_ID_AUTH_CODE_TTL", 600)),
             argon2=Argon2Params(
-                time_cost=_int(e, "FURIMA_ID_ARGON2_TIME_COST", d.argon2.time_cost),
-                memory_cost=_int(e, "FURIMA_ID_ARGON2_MEMORY_COST", d.argon2.memory_cost),
-                parallelism=_int(e, "FURIMA_ID_ARGON2_PARALLELISM", d.argon2.parallelism),
+                time_cost=int_from(e, "FURIMA_ID_ARGON2_TIME_COST", d.argon2.time_cost),
+                memory_cost=int_from(e, "FURIMA_ID_ARGON2_MEMORY_COST", d.argon2.memory_cost),
+                parallelism=int_from(e, "FURIMA_ID_ARGON2_PARALLELISM", d.argon2.parallelism),
             ),
             default_client_id=e.get("FURIMA_ID_DEFAULT_CLIENT") or d.default_client_id,
-            port=_int(e, "FURIMA_ID_PORT", d.port),
+            port=int_from(e, "FURIMA_ID_PORT", d.port),
         )

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from furima.events.v1 import events_pb2, events_pb2_grpc
-
 from libs.auth import DenyList, DenyListFeeder, TokenVerifier
 from libs.clock import Clock
-from libs.events import EventStreamServicer, OutboxEventSource
+from libs.events import OutboxEventSource, event_stream_service
 from libs.rpc import GrpcServer, ServerConfig
 from libs.telemetry import setup_telemetry
 from services.id.app import IdContainer, build_container, servicers
@@ -54,11 +52,7 @@ async def start_id_service(
     server = GrpcServer(service_name=SERVICE_NAME, config=server_config, verifier=verifier)
     for register, servicer, descriptor in servicers(container):
         server.add(register, servicer, descriptor)
-    server.add(
-        events_pb2_grpc.add_EventStreamServiceServicer_to_server,
-        EventStreamServicer(events),
-        events_pb2.DESCRIPTOR.services_by_name["EventStreamService"],
-    )
+    server.add(*event_stream_service(events))
     await server.start()
     return IdService(container, server, feeder)
 

@@ -7,15 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+from libs.config import number_from
 
 
 @dataclass(frozen=True)
@@ -42,12 +34,12 @@ class PaymentsConfig:
         """Read the configuration from ``env`` (default: the process environment)."""
         e = os.environ if env is None else env
         d = cls()
-        hours = _number(e, "FURIMA_PAYMENTS_IDEMPOTENCY_HOURS", d.idempotency_retention.total_seconds() / 3600)
+        hours = number_from(e, "FURIMA_PAYMENTS_IDEMPOTENCY_HOURS", d.idempotency_retention.total_seconds() / 3600)
         if hours < 24:
             raise ValueError("FURIMA_PAYMENTS_IDEMPOTENCY_HOURS must be at least 24 (the contract promises a day)")
         return cls(
             database_url=e.get("FURIMA_PAYMENTS_DATABASE_URL") or d.database_url,
-            port=int(_number(e, "FURIMA_PAYMENTS_PORT", d.port)),
+            port=int(number_from(e, "FURIMA_PAYMENTS_PORT", d.port)),
             issuer=e.get("FURIMA_ISSUER") or d.issuer,
             id_target=e.get("FURIMA_ID_TARGET") or d.id_target,
             client_id=e.get("FURIMA_PAYMENTS_CLIENT_ID") or d.client_id,

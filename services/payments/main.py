@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from furima.events.v1 import events_pb2, events_pb2_grpc
-
 from libs.auth import TokenVerifier
 from libs.clock import Clock
-from libs.events import EventStreamServicer, OutboxEventSource
+from libs.events import OutboxEventSource, event_stream_service
 from libs.identity import RemoteIdentity
 from libs.rpc import GrpcServer, ServerConfig
 from libs.telemetry import setup_telemetry
@@ -54,11 +52,7 @@ def build_server(container: PaymentsContainer, server_config: ServerConfig, veri
     server.add(register_ledger, LedgerServicer(c.ledger), LEDGER_SERVICE)
     server.add(register_wallet, WalletServicer(c.wallet), WALLET_SERVICE)
     server.add(register_points, PointsServicer(c.points), POINTS_SERVICE)
-    server.add(
-        events_pb2_grpc.add_EventStreamServiceServicer_to_server,
-        EventStreamServicer(OutboxEventSource(c.db, c.outbox, SERVICE_NAME)),
-        events_pb2.DESCRIPTOR.services_by_name["EventStreamService"],
-    )
+    server.add(*event_stream_service(OutboxEventSource(c.db, c.outbox, SERVICE_NAME)))
     return server
 
 

@@ -8,17 +8,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from libs.config import number_from
+
 DEFAULT_RULES = Path(__file__).resolve().parent / "rules" / "default.toml"
-
-
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -56,14 +48,14 @@ class TnsConfig:
         model = e.get("FURIMA_TNS_MODEL", "")
         return cls(
             database_url=e.get("FURIMA_TNS_DATABASE_URL") or d.database_url,
-            port=int(_number(e, "FURIMA_TNS_PORT", d.port)),
+            port=int(number_from(e, "FURIMA_TNS_PORT", d.port)),
             issuer=e.get("FURIMA_ISSUER") or d.issuer,
             id_target=e.get("FURIMA_ID_TARGET") or d.id_target,
             client_id=e.get("FURIMA_TNS_CLIENT_ID") or d.client_id,
             client_secret=e.get("FURIMA_TNS_CLIENT_SECRET") or d.client_secret,
             rules_path=Path(e.get("FURIMA_TNS_RULES") or d.rules_path),
-            rules_poll_interval=_number(e, "FURIMA_TNS_RULES_POLL", d.rules_poll_interval),
+            rules_poll_interval=number_from(e, "FURIMA_TNS_RULES_POLL", d.rules_poll_interval),
             model_path=Path(model) if model else None,
-            case_lease=timedelta(seconds=_number(e, "FURIMA_TNS_CASE_LEASE", d.case_lease.total_seconds())),
-            rescan_window=timedelta(days=_number(e, "FURIMA_TNS_RESCAN_DAYS", d.rescan_window.days)),
+            case_lease=timedelta(seconds=number_from(e, "FURIMA_TNS_CASE_LEASE", d.case_lease.total_seconds())),
+            rescan_window=timedelta(days=number_from(e, "FURIMA_TNS_RESCAN_DAYS", d.rescan_window.days)),
         )

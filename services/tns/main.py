@@ -6,10 +6,8 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
-from furima.events.v1 import events_pb2, events_pb2_grpc
-
 from libs.clock import Clock
-from libs.events import EventStreamServicer, GrpcEventSource, OutboxEventSource
+from libs.events import GrpcEventSource, OutboxEventSource, event_stream_service
 from libs.identity import RemoteIdentity
 from libs.rpc import GrpcServer, ServerConfig
 from libs.telemetry import setup_telemetry
@@ -85,11 +83,7 @@ async def start_tns_service(
     server.add(register_cases, CaseServicer(c.desk, c.trail), CASE_SERVICE)
     server.add(register_risk, RiskServicer(c.risk), RISK_SERVICE)
     server.add(register_rules, RuleServicer(c.book, c.rescanner), RULE_SERVICE)
-    server.add(
-        events_pb2_grpc.add_EventStreamServiceServicer_to_server,
-        EventStreamServicer(OutboxEventSource(c.db, c.outbox, SERVICE_NAME)),
-        events_pb2.DESCRIPTOR.services_by_name["EventStreamService"],
-    )
+    server.add(*event_stream_service(OutboxEventSource(c.db, c.outbox, SERVICE_NAME)))
     users_feed = identity_consumer(c.db, GrpcEventSource(identity.channel))
     service = TnsService(container, server, identity)
     service.tasks.append(asyncio.create_task(users_feed.run(), name="tns-id-users-feed"))
