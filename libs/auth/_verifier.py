@@ -39,24 +39,43 @@ class TokenVerifier:
         self.keys = keys
         self.denylist = denylist
         self.leeway = leeway
-        self._cache: dict[str, Principal] = {}
+        self._cache: dict[str, tuple[Principal, float]] = {}
+        """Verified tokens: the principal and its ``exp`` in epoch seconds."""
 
     async def verify(self, token: str, *, check_audience: bool = True) -> Principal:
         """The principal the token proves, or `Unauthenticated` saying why not."""
-        principal = self._cache.get(token) if check_audience else None
-        if principal is None:
+        cached = self._cache.get(token) if check_audience else None
+        if cached is None:
             principal = await self._decode(token, check_audience)
             if check_audience:
                 if len(self._cache) >= _CACHE_LIMIT:
                     self._cache.clear()
-                self._cache[token] = principal
-        elif principal.expires_at.timestamp() + self.leeway < epoch_seconds():
-            del self._cache[token]
-            raise Unauthenticated("the access token has expired", reason="TOKEN_EXPIRED")
+                self._cache[token] = (principal, principal.expires_at.timestamp())
+        else:
+            principal, expires_at = cached
+            if expires_at + self.leeway < epoch_seconds():
+                del self._cache[token]
+                raise Unauthenticated("the access token has expired", reason="TOKEN_EXPIRED")
         if self.denylist is not None:
             why = self.denylist.reason_denied(principal)
             if why is not None:
                 raise Unauthenticated(f"the access token is no longer valid: {why}", reason="TOKEN_REVOKED")
+        return principal
+
+    def cached(self, token: str) -> Principal | None:
+        """The principal `verify` would return for a token it verified before, without
+        awaiting anything: None unless the token is cached, unexpired and not denied
+        (every other outcome is `verify`'s to decide). Changes nothing.
+        """
+        cached = self._cache.get(token)
+        if cached is None:
+            return None
+        principal, expires_at = cached
+        if expires_at + self.leeway < epoch_seconds():
+            return None
+        denylist = self.denylist
+        if denylist is not None and denylist.reason_denied(principal) is not None:
+            return None
         return principal
 
     async def _decode(self, token: str, check_audience: bool) -> Principal:

@@ -14,7 +14,8 @@ import structlog
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
+from grpc_reflection.v1alpha._async import ReflectionServicer
 
 from libs.auth import Authorizer, TokenVerifier
 from libs.rpc._config import ServerConfig
@@ -69,10 +70,14 @@ class GrpcServer:
 
     async def start(self) -> int:
         """Bind, start serving, and report SERVING; returns the bound port."""
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        reflection.enable_server_reflection(
-            [*self._services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
-            self._server,
+        # What enable_server_reflection registers on a grpc.aio server, served generically.
+        infrastructure = cast(grpc.aio.Server, _GenericOnly(self._server))
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, infrastructure)
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+            ReflectionServicer(
+                [*self._services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
+            ),
+            infrastructure,
         )
         self.port = self._server.add_insecure_port(f"{self.config.host}:{self.config.port}")
         if self.port == 0:
@@ -111,6 +116,27 @@ class GrpcServer:
     def request_stop(self) -> None:
         """Ask `run_until_signal` to shut down (as a signal would)."""
         self._stopping.set()
+
+
+class _GenericOnly:
+    """The server, as a generated ``add_XServicer_to_server`` sees it, without registered
+    methods: their calls are served through the generic handler it adds as well.
+
+    grpc.aio keeps one pending request per registered method and waits on all of them
+    for every call it accepts; health and reflection, served generically, add nothing
+    to that wait (the services' own methods are served generically too, see
+    `WrappingRegistrar`).
+    """
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        """Serve ``handlers`` (the same methods as the registered ones)."""
+        self._server.add_generic_rpc_handlers(handlers)
+
+    def add_registered_method_handlers(self, service: str, handlers: Any) -> None:
+        """Skipped: the generic handler serves these methods."""
 
 
 def _server_options(config: ServerConfig) -> list[tuple[str, int]]:

@@ -59,33 +59,40 @@ def add_metric_reader(reader: MetricReader, provider: MeterProvider | None = Non
 
 
 class InFlight:
-    """Per-method counts of RPCs in progress, reported by an observable up-down counter."""
+    """Per-method counts of RPCs in progress, reported by an observable up-down counter.
+
+    A method's count is the length of its list: a call appends and pops one entry, each
+    a single atomic operation, so the per-call path takes no lock (the lock only guards
+    the first sight of a method and the snapshot taken at collection).
+    """
 
     def __init__(self) -> None:
-        self._counts: dict[str, int] = {}
-        self._attributes: dict[str, dict[str, str]] = {}
+        self._calls: dict[str, tuple[list[None], dict[str, str]]] = {}
         self._lock = threading.Lock()
+
+    def calls(self, method: RpcMethod) -> list[None]:
+        """The list whose length is the number of calls of ``method`` in flight
+        (``append(None)`` when one starts, ``pop()`` when it ends).
+        """
+        entry = self._calls.get(method.full_name)
+        if entry is None:
+            with self._lock:
+                entry = self._calls.setdefault(method.full_name, ([], method.span_attributes))
+        return entry[0]
 
     def enter(self, method: RpcMethod) -> None:
         """Count one more call of ``method``."""
-        name = method.full_name
-        with self._lock:
-            count = self._counts.get(name)
-            if count is None:
-                self._attributes[name] = method.span_attributes
-                count = 0
-            self._counts[name] = count + 1
+        self.calls(method).append(None)
 
     def leave(self, method: RpcMethod) -> None:
         """Count one call of ``method`` fewer."""
-        with self._lock:
-            self._counts[method.full_name] -= 1
+        self._calls[method.full_name][0].pop()
 
     def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
         """Report every method seen so far (zero included, so series do not vanish)."""
         with self._lock:
-            counts = list(self._counts.items())
-        return [Observation(count, self._attributes[name]) for name, count in counts]
+            entries = list(self._calls.values())
+        return [Observation(len(calls), attributes) for calls, attributes in entries]
 
 
 IN_FLIGHT = InFlight()

@@ -15,6 +15,7 @@ record (uselessly, but keep the flag for) requests its callers sampled. An expli
 from __future__ import annotations
 
 import os
+import random
 import threading
 from collections.abc import Iterator, MutableSequence, Sequence
 from contextlib import contextmanager
@@ -30,16 +31,15 @@ from opentelemetry.sdk.environment_variables import OTEL_TRACES_SAMPLER
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     Sampler,
     SamplingResult,
     _get_from_env_or_default,  # the SDK's own OTEL_TRACES_SAMPLER parsing
 )
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import INVALID_SPAN_ID, INVALID_TRACE_ID, Link, NonRecordingSpan, SpanContext, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from opentelemetry.trace.span import TraceState
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
 from opentelemetry.util.types import Attributes
 
 from libs.telemetry._methods import rpc_method, status_number
@@ -104,7 +104,7 @@ def extract_context(metadata: Metadata | None) -> Context | None:
     """Return the remote parent context (trace + baggage) carried by incoming metadata, if any."""
     if not metadata:
         return None
-    fields = _FIELDS.get()
+    fields = _FIELDS._fields if propagate.get_global_textmap() is _FIELDS._textmap else _FIELDS.get()
     for key, _ in metadata:
         if key in fields:
             return propagate.extract(metadata, getter=_GETTER)
@@ -183,33 +183,55 @@ class ExportGatedSampler(Sampler):
         return f"ExportGated{{{self.delegate.get_description()}}}"
 
 
-_IDS = RandomIdGenerator()
+_NOT_SAMPLED = trace.TraceFlags(trace.TraceFlags.DEFAULT)
+
+
+def _span_context_layout_holds() -> bool:
+    """Whether this OpenTelemetry release still lays a SpanContext out as the tuple
+    (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid), so that one can be
+    built without its constructor re-checking ids known to be valid.
+    """
+    trace_id, span_id = 0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331
+    fields = (trace_id, span_id, False, _NOT_SAMPLED, DEFAULT_TRACE_STATE, True)
+    built: SpanContext = tuple.__new__(SpanContext, fields)  # type: ignore[type-var]
+    reference = SpanContext(trace_id, span_id, is_remote=False, trace_flags=_NOT_SAMPLED, trace_state=None)
+    return (
+        built == reference
+        and (built.trace_id, built.span_id, built.is_remote, built.is_valid) == (trace_id, span_id, False, True)
+        and built.trace_flags is reference.trace_flags
+        and built.trace_state is reference.trace_state
+    )
+
+
+SPAN_CONTEXT_LAYOUT = _span_context_layout_holds()
+"""Whether a SpanContext is that tuple here (checked once, at import)."""
 
 
 def unsampled_span(parent: Context | None) -> trace.Span:
     """What the SDK returns for a span its sampler drops, without the SDK's per-span work:
     a non-recording span in the caller's trace (or a new one), with fresh ids for logs
     and for propagation downstream.
+
+    The ids are drawn as the SDK's `RandomIdGenerator` draws them (trace id first, then
+    span id, never zero).
     """
     remote = trace.get_current_span(parent).get_span_context() if parent is not None else None
     if remote is not None and remote.is_valid:
         trace_id, state = remote.trace_id, remote.trace_state
     else:
-        trace_id, state = _IDS.generate_trace_id(), None
-    return trace.NonRecordingSpan(
-        trace.SpanContext(
-            trace_id, _IDS.generate_span_id(), is_remote=False, trace_flags=_NOT_SAMPLED, trace_state=state
-        )
-    )
+        trace_id, state = random.getrandbits(128), DEFAULT_TRACE_STATE
+        while trace_id == INVALID_TRACE_ID:
+            trace_id = random.getrandbits(128)
+    span_id = random.getrandbits(64)
+    while span_id == INVALID_SPAN_ID:
+        span_id = random.getrandbits(64)
+    if SPAN_CONTEXT_LAYOUT:  # what the constructor builds for valid ids
+        context: SpanContext = tuple.__new__(SpanContext, (trace_id, span_id, False, _NOT_SAMPLED, state, True))  # type: ignore[type-var]
+    else:
+        context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=_NOT_SAMPLED, trace_state=state)
+    return NonRecordingSpan(context)
 
 
-def sampling_is_idle(provider: object) -> bool:
-    """Whether ``provider`` drops every span right now (see `ExportGatedSampler`)."""
-    sampler = getattr(provider, "sampler", None)
-    return isinstance(sampler, ExportGatedSampler) and sampler.idle
-
-
-_NOT_SAMPLED = trace.TraceFlags(trace.TraceFlags.DEFAULT)
 _LOCK = threading.Lock()
 
 

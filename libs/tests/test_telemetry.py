@@ -7,6 +7,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -34,14 +35,19 @@ from libs.telemetry import (
     setup_telemetry,
     start_client_span,
 )
+from libs.telemetry import _logging as logging_module
 from libs.telemetry import _metrics as metrics_module
-from libs.telemetry._tracing import build_tracer_provider
+from libs.telemetry import _rpc as rpc_module
+from libs.telemetry import _tracing as tracing_module
+from libs.telemetry._logging import emit_access_line, emit_json_line
+from libs.telemetry._tracing import build_tracer_provider, unsampled_span
 
 METHOD = "/furima.id.v1.UserService/GetUser"
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 PARENT_SPAN_ID = "b7ad6b7169203331"
 TRACEPARENT = f"00-{TRACE_ID}-{PARENT_SPAN_ID}-01"
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c3JfMSJ9.c2lnbmF0dXJl"
+ACCESS_KEYS = ("event", "logger", "method", "code", "duration_ms", "principal", "client_id", "trace_id", "span_id")
 
 
 @pytest.fixture
@@ -401,3 +407,153 @@ async def test_flush_logs_writes_what_waits(rpc: RpcTelemetry, log_output: io.St
         call.finish(grpc.StatusCode.OK)
     flush_logs()
     assert [line["code"] for line in access_lines(log_output)] == ["OK"]
+
+
+ACCESS_VALUES: list[tuple[object, object, float]] = [
+    ("usr_1", "web", 0.123),
+    ('quo"te\\back', "tab\there\nnewline", 0.0),
+    ("ünïcødé ☃ \u2028", "\x00\x1f\x7f", 1234.567),
+    (123, None, 1e16),
+    (["not", "a", "str"], {"k": "v"}, 0.001),
+]
+
+
+@pytest.mark.parametrize(("principal", "client_id", "duration"), ACCESS_VALUES)
+@pytest.mark.parametrize("code", ["OK", "NOT_FOUND", "INTERNAL"])
+def test_access_line_fast_path_writes_what_the_general_path_writes(
+    log_output: io.StringIO,
+    monkeypatch: pytest.MonkeyPatch,
+    principal: object,
+    client_id: object,
+    duration: float,
+    code: str,
+) -> None:
+    """emit_access_line renders the access line without a dict: byte for byte the line emit_json_line writes."""
+    monkeypatch.setattr(logging_module, "time_ns", lambda: 1_764_491_123_456_789_000)
+    level = "warning" if code == "INTERNAL" else "info"
+    args = (METHOD + "/ü", code, duration, principal, client_id, TRACE_ID, PARENT_SPAN_ID)
+    assert emit_access_line(level, *args)
+    fields: dict[str, object] = dict(zip(ACCESS_KEYS, ("rpc", "furima.access", *args), strict=True))
+    assert emit_json_line(level, fields)
+    fast, general, end = log_output.getvalue().split("\n")  # not splitlines(): U+2028 is inside a line
+    assert fast == general
+    assert end == ""
+    assert json.loads(fast)["timestamp"] == "2025-11-30T08:25:23.456789Z"
+
+
+def test_access_line_fast_path_defers_to_bound_context_and_level(
+    log_output: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With context vars bound (redacted) or the level filtered, the fast path behaves as emit_json_line."""
+    monkeypatch.setattr(logging_module, "time_ns", lambda: 1_764_491_123_000_000_000)
+    args = (METHOD, "OK", 0.5, "usr_1", "web", TRACE_ID, PARENT_SPAN_ID)
+    structlog.contextvars.bind_contextvars(request_id="r1", password="hunter2")
+    assert emit_access_line("info", *args)
+    assert emit_json_line("info", dict(zip(ACCESS_KEYS, ("rpc", "furima.access", *args), strict=True)))
+    fast, general = log_output.getvalue().splitlines()
+    assert fast == general
+    assert json.loads(fast)["password"] == REDACTED
+    assert json.loads(fast)["timestamp"] == "2025-11-30T08:25:23Z"
+    configure_logging("test-svc", fmt="json", level="WARNING", stream=log_output)
+    assert emit_access_line("info", *args)  # filtered out, as emit_json_line does
+    assert len(log_output.getvalue().splitlines()) == 2
+
+
+def test_access_line_fast_path_needs_json_logging() -> None:
+    """Without the JSON sink the fast path writes nothing and says so (the caller then logs via structlog)."""
+    saved = logging_module._json_sink
+    logging_module._json_sink = None
+    try:
+        assert not emit_access_line("info", METHOD, "OK", 0.1, "-", "-", "-", "-")
+    finally:
+        logging_module._json_sink = saved
+
+
+@pytest.mark.parametrize(
+    "ns",
+    [
+        0,
+        10**9,
+        1_764_491_123_000_000_000,
+        1_764_491_123_000_001_000,
+        1_764_491_123_999_999_999,
+        4_102_444_799_999_999_000,
+    ],
+)
+def test_timestamps_are_datetime_isoformat(monkeypatch: pytest.MonkeyPatch, ns: int) -> None:
+    """The cached-second timestamp is datetime.now(UTC).isoformat() with Z, microseconds truncated, none when zero."""
+    second, micros = divmod(ns // 1000, 1_000_000)
+    expected = datetime.fromtimestamp(second, UTC).replace(microsecond=micros).isoformat().replace("+00:00", "Z")
+    monkeypatch.setattr(logging_module, "time_ns", lambda: ns)
+    assert logging_module.utc_timestamp() == expected
+    assert logging_module.utc_timestamp() == expected  # from the cached second
+    monkeypatch.setattr(logging_module, "time_ns", lambda: ns + 1_000)
+    later = datetime.fromtimestamp(second, UTC).replace(microsecond=micros) + timedelta(microseconds=1)
+    assert logging_module.utc_timestamp() == later.isoformat().replace("+00:00", "Z")
+
+
+def test_duration_rounding_is_round_to_microseconds() -> None:
+    """The access line's duration_ms is round(ns / 1e6, 3), ties and huge values included."""
+    samples = [*range(0, 3_000_000, 7), *range(499, 10**9, 1_000_003), 500, 1_500, 2_500, 10**15 - 500, 10**15, 2**63]
+    for ns in samples:
+        assert rpc_module._duration_ms(ns) == round(ns / 1e6, 3), ns
+
+
+def test_unsampled_span_is_what_the_constructor_builds() -> None:
+    """The non-recording span carries a SpanContext equal to SpanContext(...) of its ids, in the caller's trace."""
+    assert tracing_module.SPAN_CONTEXT_LAYOUT
+    fresh = unsampled_span(None).get_span_context()
+    assert fresh == trace.SpanContext(fresh.trace_id, fresh.span_id, False, trace.TraceFlags(0), None)
+    assert fresh.is_valid
+    assert not fresh.trace_flags.sampled
+    continued = unsampled_span(extract_context([("traceparent", TRACEPARENT), ("tracestate", "k=v")]))
+    ctx = continued.get_span_context()
+    assert format(ctx.trace_id, "032x") == TRACE_ID
+    assert format(ctx.span_id, "016x") != PARENT_SPAN_ID
+    assert ctx.trace_state.get("k") == "v"
+    assert ctx == trace.SpanContext(ctx.trace_id, ctx.span_id, False, trace.TraceFlags(0), ctx.trace_state)
+
+
+def test_server_calls_start_the_methods_spans(
+    rpc: RpcTelemetry, spans: InMemorySpanExporter, metric_reader: InMemoryMetricReader
+) -> None:
+    """server_calls(method) is start_server_span bound to the method: same span, same counting."""
+    start = rpc.server_calls(METHOD)
+    with start([("traceparent", TRACEPARENT)]) as first, start(None) as second:
+        assert trace.get_current_span() is second.span
+        (in_flight,) = metric_points(metric_reader, "rpc.server.active_requests")
+        assert in_flight.value == 2
+        first.finish(grpc.StatusCode.OK)
+        second.finish(grpc.StatusCode.INTERNAL, "boom")
+    (in_flight,) = metric_points(metric_reader, "rpc.server.active_requests")
+    assert in_flight.value == 0
+    by_id = {span.context.span_id: span for span in spans.get_finished_spans()}
+    one, two = by_id[first.span.get_span_context().span_id], by_id[second.span.get_span_context().span_id]
+    assert one.name == two.name == "furima.id.v1.UserService/GetUser"
+    assert one.parent is not None
+    assert format(one.context.trace_id, "032x") == TRACE_ID
+    assert one.status.status_code is StatusCode.UNSET
+    assert two.status.status_code is StatusCode.ERROR
+
+
+def test_idle_global_provider_is_looked_up_until_one_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The global tracer provider is remembered only once it is a real one (the API's proxy forwards later)."""
+    proxy = trace.ProxyTracerProvider()
+    provider = build_tracer_provider(Resource.create({"service.name": "test-svc"}))
+    current: list[object] = [proxy]
+    monkeypatch.setattr(rpc_module, "_global_provider", lambda: current[0])
+    telemetry = RpcTelemetry("test-svc")
+    with telemetry.start_server_span(METHOD, None) as call:
+        call.finish(grpc.StatusCode.OK)
+    assert telemetry._global is None  # the proxy (its tracer forwards once a provider is set)
+    current[0] = provider
+    with telemetry.start_server_span(METHOD, None) as call:
+        call.finish(grpc.StatusCode.OK)
+    assert telemetry._global is provider
+    current[0] = proxy
+    with telemetry.start_server_span(METHOD, None) as call:
+        call.finish(grpc.StatusCode.OK)
+    assert telemetry._global is provider  # an installed provider is never replaced
+    assert not call.span.is_recording()  # the idle provider's unsampled span, with ids
+    assert call.span.get_span_context().is_valid
+    provider.shutdown()
