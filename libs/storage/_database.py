@@ -8,15 +8,19 @@ runs at READ COMMITTED; callers guard their updates in SQL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import Engine, Executable, Row, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+_log = structlog.get_logger("furima.storage")
 
 # (database, task) pairs with a write transaction open.
 _open_transactions: ContextVar[frozenset[tuple[int, int]]] = ContextVar("furima_open_transactions", default=frozenset())
@@ -64,9 +68,14 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self._sqlite_writer = asyncio.Lock()
         self._inline: Engine | None = None
+        self._writes_since_checkpoint = 0
+        self._checkpointer: asyncio.Task[None] | None = None
+        file_backed = bool(parsed.database and parsed.database != ":memory:")
         if self.engine.dialect.name == "sqlite":
-            _configure_sqlite(self.engine.sync_engine)
-        if self.engine.dialect.name == "sqlite" and parsed.database and parsed.database != ":memory:":
+            # A file database is checkpointed in the background (see _checkpoint_loop),
+            # never by whichever commit happens to fill the WAL.
+            _configure_sqlite(self.engine.sync_engine, autocheckpoint=not file_backed)
+        if self.engine.dialect.name == "sqlite" and file_backed:
             # Small reads on a hot path run inline on a plain sqlite3 connection: a WAL
             # read of a few indexed rows takes tens of microseconds, much less than
             # handing it to aiosqlite's thread and back (and readers never wait for the
@@ -76,7 +85,7 @@ class Database:
                 inline_url, hide_parameters=True, connect_args={"timeout": 1, "check_same_thread": False}
             )
             # One statement, one implicit snapshot: no BEGIN/ROLLBACK round of its own.
-            _configure_sqlite(self._inline, begin=False, busy_timeout_ms=1000)
+            _configure_sqlite(self._inline, begin=False, busy_timeout_ms=1000, autocheckpoint=False)
 
     @property
     def dialect(self) -> str:
@@ -126,6 +135,29 @@ class Database:
                 tx = Transaction(conn)
                 async with conn.begin():
                     yield tx
+            if self._inline is not None:
+                self._writes_since_checkpoint += 1
+                if self._checkpointer is None or self._checkpointer.done():
+                    self._checkpointer = asyncio.create_task(self._checkpoint_loop(), name="sqlite-checkpoint")
+
+    async def _checkpoint_loop(self, interval: float = 0.5) -> None:
+        # A commit that fills the WAL would otherwise copy it into the database file and
+        # fsync, stalling that commit and everyone queued behind it for ~10 ms. A PASSIVE
+        # checkpoint from another thread runs beside the writers instead.
+        while True:
+            await asyncio.sleep(interval)
+            if not self._writes_since_checkpoint:
+                continue
+            self._writes_since_checkpoint = 0
+            try:
+                await asyncio.to_thread(self._checkpoint)
+            except Exception as exc:  # noqa: BLE001 — a failed checkpoint is retried next round
+                _log.warning("WAL checkpoint failed", error=str(exc))
+
+    def _checkpoint(self) -> None:
+        assert self._inline is not None
+        with self._inline.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -147,15 +179,23 @@ class Database:
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
         if self._inline is not None:
             self._inline.dispose()
         await self.engine.dispose()
         await asyncio.sleep(0)
 
 
-def _configure_sqlite(engine: Engine, *, begin: bool = True, busy_timeout_ms: int = 30_000) -> None:
+def _configure_sqlite(
+    engine: Engine, *, begin: bool = True, busy_timeout_ms: int = 30_000, autocheckpoint: bool = True
+) -> None:
     """WAL, foreign keys, a busy timeout, and transactions we begin ourselves (``begin``);
-    without ``begin`` every statement is its own transaction (the inline reads).
+    without ``begin`` every statement is its own transaction (the inline reads). Without
+    ``autocheckpoint`` commits never checkpoint (the owner does it in the background).
     """
 
     @event.listens_for(engine, "connect")
@@ -167,6 +207,8 @@ def _configure_sqlite(engine: Engine, *, begin: bool = True, busy_timeout_ms: in
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        if not autocheckpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     if not begin:

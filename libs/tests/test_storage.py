@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -85,5 +86,22 @@ async def test_fetch_one_reads_committed_rows_without_holding_a_transaction(data
         after = await db.fetch_one(query, {"k": "a"})
         assert after is not None
         assert after[0] == 2
+    finally:
+        await db.dispose()
+
+
+async def test_sqlite_commits_leave_checkpoints_to_the_background(tmp_path: Path) -> None:
+    """Commits never checkpoint a file database (no stalled commit); a background task does, soon after."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/wal.db")
+    try:
+        async with db.transaction() as tx:
+            assert await tx.conn.scalar(text("PRAGMA wal_autocheckpoint")) == 0
+            await tx.conn.execute(text("CREATE TABLE t (x TEXT)"))
+            await tx.conn.execute(text("INSERT INTO t VALUES ('a')"))
+        async with asyncio.timeout(5):
+            # The checkpointer takes the count when it runs; it exposes no event to wait on.
+            while db._writes_since_checkpoint:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        assert (tmp_path / "wal.db-wal").exists()
     finally:
         await db.dispose()

@@ -73,6 +73,9 @@ class RuleSet:
     """sha256 (hex) of the file's text: tells two deployments of the same version apart."""
     rules: tuple[Rule, ...]
     velocity_windows: frozenset[tuple[ContentKind, int]]
+    velocity_limits: Mapping[tuple[ContentKind, int], int] = field(default_factory=dict)
+    """Per window, the count at which every rule has decided (max ``more_than`` + 1): the
+    caller may stop counting there."""
     """The ``(kind, window seconds)`` counts the caller must put in `AuthorContext.recent`."""
     description: str = ""
     source: str = "<string>"
@@ -123,6 +126,7 @@ def parse_ruleset(text: str, *, source: str = "<string>") -> RuleSet:
         digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         rules=parsed.rules,
         velocity_windows=parsed.velocity_windows,
+        velocity_limits=parsed.velocity_limits,
         description=parsed.description,
         source=source,
         keywords=KeywordIndex(parsed.lists),

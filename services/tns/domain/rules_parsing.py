@@ -63,6 +63,7 @@ class ParsedRules:
     allowed_domains: frozenset[str]
     rules: tuple[Rule, ...]
     velocity_windows: frozenset[tuple[ContentKind, int]]
+    velocity_limits: Mapping[tuple[ContentKind, int], int]
 
 
 # TOML booleans are Python bools, which are ints: never take `true` for 1.
@@ -111,6 +112,8 @@ class _Checker:
         self.patterns: dict[str, re.Pattern[str] | None] = {}  # None: invalid, reported already
         self.prices: dict[str, int] = {}
         self.windows: set[tuple[ContentKind, int]] = set()
+        # Per window, how far the counts must go for every rule to decide: max(more_than) + 1.
+        self.limits: dict[tuple[ContentKind, int], int] = {}
 
     def add(self, path: str, description: str) -> None:
         self.violations.append(FieldViolation(path, description))
@@ -161,7 +164,15 @@ class _Checker:
             return None
         if not isinstance(version, str) or not isinstance(description, str):
             return None  # unreachable: both were checked above; this narrows their types
-        return ParsedRules(version, description, self.lists, frozenset(domains), tuple(rules), frozenset(self.windows))
+        return ParsedRules(
+            version,
+            description,
+            self.lists,
+            frozenset(domains),
+            tuple(rules),
+            frozenset(self.windows),
+            dict(self.limits),
+        )
 
     def string_list(self, value: object, path: str, *, allow_empty: bool = False) -> list[str]:
         if not isinstance(value, list) or (not value and not allow_empty):
@@ -383,7 +394,9 @@ class _Checker:
         valid = len(self.violations) == before
         if not (valid and isinstance(kind, str) and isinstance(window, str) and seconds and more_than is not None):
             return None
-        self.windows.add((ContentKind(kind), seconds))
+        window_key = (ContentKind(kind), seconds)
+        self.windows.add(window_key)
+        self.limits[window_key] = max(self.limits.get(window_key, 0), more_than + 1)
         return VelocityAbove(ContentKind(kind), seconds, window, more_than)
 
     def author(self, table: object, path: str) -> Condition | None:

@@ -69,7 +69,7 @@ class Moderator:
             content.author_id,
             content.kind,
             content.content_id,
-            engine.rules.velocity_windows,
+            engine.rules.velocity_limits,
             self._enforcer.policy.window,
             now,
         )

@@ -101,7 +101,7 @@ class AuthorFacts:
     signed_up_at: datetime | None
 
 
-def _facts_query(dialect: str, windows: tuple[tuple[ContentKind, int], ...]) -> Select[Any]:
+def _facts_query(dialect: str, windows: tuple[tuple[tuple[ContentKind, int], int], ...]) -> Select[Any]:
     """The one SELECT of `author_facts`, with bound parameters: built once per rule set."""
     author: BindParameter[str] = bindparam("author_id", type_=String())
     now = bindparam("now", type_=UtcDateTime())
@@ -136,9 +136,9 @@ def _facts_query(dialect: str, windows: tuple[tuple[ContentKind, int], ...]) -> 
         .scalar_subquery()
         .label("signed_up_at")
     )
-    for i, (window_kind, _) in enumerate(windows):
-        # Counting stops at VELOCITY_COUNT_LIMIT: rules compare with small thresholds, and a
-        # prolific author must not make every one of their submissions slower.
+    for i, ((window_kind, _), limit) in enumerate(windows):
+        # Counting stops where every rule has decided: a prolific author must not make
+        # each of their submissions slower.
         recent = (
             select(literal(1))
             .select_from(decisions)
@@ -149,14 +149,14 @@ def _facts_query(dialect: str, windows: tuple[tuple[ContentKind, int], ...]) -> 
                     decisions.c.decided_at >= bindparam(f"since{i}", type_=UtcDateTime()),
                 )
             )
-            .limit(VELOCITY_COUNT_LIMIT)
+            .limit(min(limit, VELOCITY_COUNT_LIMIT))
             .subquery()
         )
         columns.append(select(func.count()).select_from(recent).scalar_subquery().label(f"w{i}"))
     return select(literal(1), *columns)
 
 
-_queries: dict[tuple[str, tuple[tuple[ContentKind, int], ...]], Select[Any]] = {}
+_queries: dict[tuple[str, tuple[tuple[tuple[ContentKind, int], int], ...]], Select[Any]] = {}
 
 
 async def author_facts(
@@ -164,14 +164,15 @@ async def author_facts(
     author_id: str,
     kind: ContentKind,
     content_id: str,
-    windows: Iterable[tuple[ContentKind, int]],
+    windows: Mapping[tuple[ContentKind, int], int],
     strike_window: timedelta,
     now: datetime,
 ) -> AuthorFacts:
     """Everything moderation reads about an author: one small SELECT of scalar subqueries,
-    run as a hot-path read (`Database.fetch_one`).
+    run as a hot-path read (`Database.fetch_one`). ``windows`` maps each velocity window
+    to the count at which the rules have decided (counts stop there).
     """
-    ordered = tuple(sorted(windows))
+    ordered = tuple(sorted(windows.items()))
     key = (db.dialect, ordered)
     query = _queries.get(key)
     if query is None:
@@ -183,7 +184,7 @@ async def author_facts(
         "kind": kind.value,
         "content_id": content_id,
     }
-    for i, (_, seconds) in enumerate(ordered):
+    for i, ((_, seconds), _) in enumerate(ordered):
         params[f"since{i}"] = now - timedelta(seconds=seconds)
     found = await db.fetch_one(query, params)
     assert found is not None  # a SELECT without FROM always returns its one row
@@ -193,7 +194,7 @@ async def author_facts(
         restricted_until=row["restricted_until"],
         strike_points=float(row["strike_points"] or 0.0),
         # This submission counts too: it is not stored yet.
-        recent={w: int(row[f"w{i}"]) + (1 if w[0] is kind else 0) for i, w in enumerate(ordered)},
+        recent={w: int(row[f"w{i}"]) + (1 if w[0] is kind else 0) for i, (w, _) in enumerate(ordered)},
         content_status=ContentStatus(row["content_status"]) if row["content_status"] else None,
         labels=frozenset((row["labels"] or "").split()),
         signed_up_at=row["signed_up_at"],

@@ -765,3 +765,8 @@ def test_default_rules_use_the_model_when_given(default_rules: RuleSet) -> None:
     evaluation = default_rules.evaluate(content, AuthorContext(), scores, thresholds)
     assert evaluation.verdict is Verdict.REVIEW
     assert [hit.rule_id for hit in evaluation.hits] == ["model.offensive"]
+
+
+def test_velocity_limits_say_how_far_counting_must_go(default_rules: RuleSet) -> None:
+    """Each window's limit is the largest threshold on it plus one: enough for every rule to decide."""
+    assert default_rules.velocity_limits == {(LISTING, 3600): 31, (LISTING, 86400): 21, (MESSAGE, 600): 61}
