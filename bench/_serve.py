@@ -72,7 +72,7 @@ async def serve_full() -> None:
 
 async def serve_id(workdir: Path) -> None:
     """The real ID service on a fresh SQLite database, bootstrapped, with production argon2 parameters."""
-    from libs.rpc import ServerConfig
+    from libs.rpc import ServerConfig, tune_gc_for_serving
     from libs.telemetry import setup_telemetry
     from services.id.bootstrap import DEMO_PASSWORD, DEMO_USERS, bootstrap
     from services.id.config import IdConfig
@@ -81,6 +81,7 @@ async def serve_id(workdir: Path) -> None:
     setup_telemetry(SERVICE_NAME, log_format="json")
     config = IdConfig(database_url=f"sqlite+aiosqlite:///{workdir / 'id.db'}")
     service = await start_id_service(config, ServerConfig(port=0))
+    tune_gc_for_serving()  # as services.id.main does
     try:
         secrets = await bootstrap(service.container, workdir / "dev-credentials.json")
         _announce(
@@ -103,7 +104,7 @@ async def serve_tns(workdir: Path, id_port: int, tns_secret: str) -> None:
     """The real TnS service (rules + model) on a fresh SQLite database, trusting the ID
     service on ``id_port`` and acting on it as ``svc-tns``.
     """
-    from libs.rpc import ServerConfig
+    from libs.rpc import ServerConfig, tune_gc_for_serving
     from libs.telemetry import setup_telemetry
     from services.tns.config import TnsConfig
     from services.tns.main import SERVICE_NAME, start_tns_service
@@ -116,6 +117,7 @@ async def serve_tns(workdir: Path, id_port: int, tns_secret: str) -> None:
         rules_poll_interval=0.0,
     )
     service = await start_tns_service(config, ServerConfig(port=0))
+    tune_gc_for_serving()  # as services.tns.main does
     try:
         engine = service.container.book.current
         _announce({"port": service.server.port, "rules": engine.rules.version, "model": engine.model.version})

@@ -4,6 +4,7 @@ from libs.rpc._client import RefreshingTokenSource, TokenSource, acting_for, mak
 from libs.rpc._config import ServerConfig
 from libs.rpc._deadline import outgoing_timeout, remaining
 from libs.rpc._errors import error_details, status_code_of, to_status
+from libs.rpc._gc import tune_gc_for_serving
 from libs.rpc._server import GrpcServer
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "retry_service_config",
     "status_code_of",
     "to_status",
+    "tune_gc_for_serving",
 ]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from libs.auth import DenyList, DenyListFeeder, TokenVerifier
 from libs.clock import Clock
 from libs.events import OutboxEventSource, event_stream_service
-from libs.rpc import GrpcServer, ServerConfig
+from libs.rpc import GrpcServer, ServerConfig, tune_gc_for_serving
 from libs.telemetry import setup_telemetry
 from services.id.app import IdContainer, build_container, servicers
 from services.id.config import IdConfig
@@ -62,6 +62,7 @@ async def main() -> None:
     setup_telemetry(SERVICE_NAME)
     config = IdConfig.from_env()
     service = await start_id_service(config, ServerConfig.from_env("FURIMA_ID", config.port))
+    tune_gc_for_serving()
     try:
         await service.server.run_until_signal()
     finally:

@@ -9,7 +9,7 @@ from libs.auth import TokenVerifier
 from libs.clock import Clock
 from libs.events import OutboxEventSource, event_stream_service
 from libs.identity import RemoteIdentity
-from libs.rpc import GrpcServer, ServerConfig
+from libs.rpc import GrpcServer, ServerConfig, tune_gc_for_serving
 from libs.telemetry import setup_telemetry
 from services.payments.api.ledger import LEDGER_SERVICE, LedgerServicer, register_ledger
 from services.payments.api.points import POINTS_SERVICE, PointsServicer, register_points
@@ -84,6 +84,7 @@ async def main() -> None:
     setup_telemetry(SERVICE_NAME)
     config = PaymentsConfig.from_env()
     service = await start_payments_service(config, ServerConfig.from_env("FURIMA_PAYMENTS", config.port))
+    tune_gc_for_serving()
     try:
         await service.server.run_until_signal()
     finally:

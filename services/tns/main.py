@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from libs.clock import Clock
 from libs.events import GrpcEventSource, OutboxEventSource, event_stream_service
 from libs.identity import RemoteIdentity
-from libs.rpc import GrpcServer, ServerConfig
+from libs.rpc import GrpcServer, ServerConfig, tune_gc_for_serving
 from libs.telemetry import setup_telemetry
 from services.tns.api.cases import CASE_SERVICE, CaseServicer, register_cases
 from services.tns.api.enforcement import ENFORCEMENT_SERVICE, EnforcementServicer, register_enforcement
@@ -98,6 +98,7 @@ async def main() -> None:
     setup_telemetry(SERVICE_NAME)
     config = TnsConfig.from_env()
     service = await start_tns_service(config, ServerConfig.from_env("FURIMA_TNS", config.port))
+    tune_gc_for_serving()
     try:
         await service.server.run_until_signal()
     finally:
