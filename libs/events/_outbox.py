@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from google.protobuf.message import Message
-from sqlalchemy import Column, Index, LargeBinary, MetaData, String, Table, insert, select, text
+from sqlalchemy import Column, Connection, Index, LargeBinary, MetaData, String, Table, insert, select, text
 
 from libs.clock import Clock, SystemClock
 from libs.ids import new_ulid
@@ -61,18 +61,29 @@ class Outbox:
         """Write ``payload`` as an event of type ``payload.DESCRIPTOR.full_name``; returns its id."""
         if tx.dialect == "postgresql":
             await tx.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK_KEY})
-        event_id = new_ulid("evt_")
-        await tx.conn.execute(
-            insert(self.table).values(
-                event_id=event_id,
-                type=payload.DESCRIPTOR.full_name,
-                aggregate_id=aggregate_id,
-                payload=payload.SerializeToString(),
-                occurred_at=self._clock.now(),
-            )
-        )
+        row = self._row(aggregate_id, payload)
+        await tx.conn.execute(insert(self.table).values(**row))
         tx.after_commit(self.notify)
-        return event_id
+        return str(row["event_id"])
+
+    def append_sync(self, conn: Connection, aggregate_id: str, payload: Message) -> str:
+        """`append` on a synchronous connection (`Database.write_sync`); the caller calls
+        `notify` once the transaction has committed.
+        """
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK_KEY})
+        row = self._row(aggregate_id, payload)
+        conn.execute(insert(self.table).values(**row))
+        return str(row["event_id"])
+
+    def _row(self, aggregate_id: str, payload: Message) -> dict[str, object]:
+        return {
+            "event_id": new_ulid("evt_"),
+            "type": payload.DESCRIPTOR.full_name,
+            "aggregate_id": aggregate_id,
+            "payload": payload.SerializeToString(),
+            "occurred_at": self._clock.now(),
+        }
 
     async def read(
         self, db: Database, after: int, types: list[str] | None = None, limit: int = 500

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
-from libs.storage import Database
+from libs.storage import Database, GroupCommit
 
 
 async def test_nested_write_transaction_raises_instead_of_deadlocking(database_url: str) -> None:
@@ -103,5 +104,58 @@ async def test_sqlite_commits_leave_checkpoints_to_the_background(tmp_path: Path
             while db._writes_since_checkpoint:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         assert (tmp_path / "wal.db-wal").exists()
+    finally:
+        await db.dispose()
+
+
+async def test_write_sync_commits_a_synchronous_batch_or_nothing(database_url: str) -> None:
+    """write_sync returns fn's result after committing; an error inside rolls everything back."""
+    db = Database(database_url)
+    try:
+        async with db.transaction() as tx:
+            await tx.conn.execute(text("CREATE TABLE n (x INTEGER)"))
+
+        def insert_two(conn: Connection) -> int:
+            conn.execute(text("INSERT INTO n VALUES (1)"))
+            conn.execute(text("INSERT INTO n VALUES (2)"))
+            return 2
+
+        def insert_then_fail(conn: Connection) -> None:
+            conn.execute(text("INSERT INTO n VALUES (3)"))
+            raise ValueError("boom")
+
+        assert await db.write_sync(insert_two) == 2
+        with pytest.raises(ValueError, match="boom"):
+            await db.write_sync(insert_then_fail)
+        row = await db.fetch_one(text("SELECT count(*), sum(x) FROM n"))
+        assert row is not None
+        assert tuple(row) == (2, 3)
+    finally:
+        await db.dispose()
+
+
+async def test_group_commit_gathers_concurrent_items_into_shared_batches(database_url: str) -> None:
+    """Twenty concurrent writes through a gathering group commit land in a few batches, all committed."""
+    db = Database(database_url)
+    batches: list[int] = []
+    try:
+        async with db.transaction() as tx:
+            await tx.conn.execute(text("CREATE TABLE g (x INTEGER)"))
+
+        async def commit(items: Sequence[int]) -> None:
+            batches.append(len(items))
+
+            def write(conn: Connection) -> None:
+                conn.execute(text("INSERT INTO g VALUES (:x)"), [{"x": i} for i in items])
+
+            await db.write_sync(write)
+
+        group: GroupCommit[int] = GroupCommit(db, commit=commit, gather=0.01)
+        await asyncio.gather(*(group.write(i) for i in range(20)))
+        row = await db.fetch_one(text("SELECT count(*) FROM g"))
+        assert row is not None
+        assert row[0] == 20
+        assert sum(batches) == 20
+        assert len(batches) < 5
     finally:
         await db.dispose()

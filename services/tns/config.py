@@ -39,6 +39,9 @@ class TnsConfig:
     """FURIMA_TNS_CASE_LEASE (seconds): how long a claimed case stays with its agent."""
     rescan_window: timedelta = timedelta(days=7)
     """FURIMA_TNS_RESCAN_DAYS: how far back a rule change is re-scanned (in shadow)."""
+    decision_batch_wait: float = 0.005
+    """FURIMA_TNS_BATCH_WAIT_MS (milliseconds): how long the decision writer waits for
+    more decisions before committing a batch (bigger batches, a few ms more latency)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TnsConfig:
@@ -58,4 +61,5 @@ class TnsConfig:
             model_path=Path(model) if model else None,
             case_lease=timedelta(seconds=number_from(e, "FURIMA_TNS_CASE_LEASE", d.case_lease.total_seconds())),
             rescan_window=timedelta(days=number_from(e, "FURIMA_TNS_RESCAN_DAYS", d.rescan_window.days)),
+            decision_batch_wait=number_from(e, "FURIMA_TNS_BATCH_WAIT_MS", d.decision_batch_wait * 1000) / 1000,
         )

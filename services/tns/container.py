@@ -81,7 +81,7 @@ def assemble(config: TnsConfig, db: Database, admin: UserAdmin, clock: Clock | N
         clock=clock,
         book=book,
         enforcer=enforcer,
-        moderator=Moderator(rt, book, enforcer),
+        moderator=Moderator(rt, book, enforcer, batch_wait=config.decision_batch_wait),
         desk=CaseDesk(rt, enforcer, lease=config.case_lease),
         trail=AuditTrail(rt),
         rescanner=rescanner,

@@ -11,6 +11,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import Message
+from sqlalchemy import Connection
 
 from libs.errors import NotFound
 from libs.ids import new_ulid
@@ -53,11 +57,13 @@ class _Recorded:
 class Moderator:
     """``ModerateContent`` and ``GetContent``."""
 
-    def __init__(self, rt: Runtime, book: RuleBook, enforcer: Enforcer) -> None:
+    def __init__(self, rt: Runtime, book: RuleBook, enforcer: Enforcer, *, batch_wait: float = 0.0) -> None:
         self._rt = rt
         self._book = book
         self._enforcer = enforcer
-        self._group: GroupCommit[_Recorded] = GroupCommit(rt.db, self._write_many, name="tns-decisions")
+        self._group: GroupCommit[_Recorded] = GroupCommit(
+            rt.db, commit=self._commit, gather=batch_wait, name="tns-decisions"
+        )
 
     async def moderate(self, content: Content, requested_by: str) -> Decision:
         """Decide on ``content`` and apply the decision's effects."""
@@ -120,90 +126,53 @@ class Moderator:
             status=status_after(verdict),
         )
 
-    async def _open_reviews(self, tx: Transaction, items: Sequence[_Recorded]) -> None:
-        reviews = [item for item in items if item.decision.verdict is Verdict.REVIEW]
-        if not reviews:
+    # -- writing a batch of decisions ------------------------------------------------
+    #
+    # A batch without enforcement (the common case) only inserts and upserts rows: it is
+    # written on a synchronous connection in one hop (`Database.write_sync`). A batch with
+    # a policy BLOCK needs the enforcer (reads, the ladder, the ID dispatcher) and takes
+    # the ordinary async transaction.
+
+    async def _commit(self, items: Sequence[_Recorded]) -> None:
+        if any(_enforced(item.decision) for item in items):
+            async with self._rt.db.transaction() as tx:
+                await self._write_many(tx, items)
             return
-        opened = await case_repo.open_many(
-            tx.conn,
-            [
-                Case(
-                    case_id=new_ulid("case_"),
-                    kind=CaseKind.REVIEW,
-                    status=CaseStatus.OPEN,
-                    policy=d.policy,
-                    priority=priority(CaseKind.REVIEW, d.policy),
-                    content_kind=d.content.kind,
-                    content_id=d.content.content_id,
-                    subject_user_id=d.content.author_id,
-                    opened_by=who.SYSTEM,
-                    note=", ".join(r.rule_id for r in d.reasons),
-                    decision_id=d.decision_id,
-                    created_at=d.decided_at,
-                )
-                for d in (item.decision for item in reviews)
-            ],
-        )
-        for item in reviews:
-            key = (item.decision.content.kind.value, item.decision.content.content_id)
-            item.decision = dataclasses.replace(item.decision, case_id=opened[key])
+        if await self._rt.db.write_sync(lambda conn: self._write_many_sync(conn, items)):
+            self._rt.outbox.notify()
+
+    def _write_many_sync(self, conn: Connection, items: Sequence[_Recorded]) -> bool:
+        reviews = [item for item in items if item.decision.verdict is Verdict.REVIEW]
+        _attach_cases(reviews, case_repo.open_many_sync(conn, _review_cases(reviews)))
+        repo.add_many_sync(conn, _decision_rows(items))
+        content_repo.save_decided_sync(conn, [item.decision for item in items])
+        audit_repo.add_many_sync(conn, [_audit_entry(item) for item in items])
+        changes = _status_changes(items)
+        for aggregate_id, event in changes:
+            self._rt.outbox.append_sync(conn, aggregate_id, event)
+        return bool(changes)
+
+    async def _write_many(self, tx: Transaction, items: Sequence[_Recorded]) -> None:
+        reviews = [item for item in items if item.decision.verdict is Verdict.REVIEW]
+        _attach_cases(reviews, await case_repo.open_many(tx.conn, _review_cases(reviews)))
+        await repo.add_many(tx.conn, _decision_rows(items))
+        await content_repo.save_decided(tx.conn, [item.decision for item in items])
+        await audit_repo.add_many(tx.conn, [_audit_entry(item) for item in items])
+        for aggregate_id, event in _status_changes(items):
+            await self._rt.outbox.append(tx, aggregate_id, event)
+        for item in items:
+            if _enforced(item.decision):
+                await self._enforce(tx, item.decision)
 
     async def _enforce(self, tx: Transaction, decision: Decision) -> None:
-        # A block for a content policy is an enforcement (appealable, a strike); a block
-        # only because the author may not post right now is not.
-        policy_blocks = [r for r in decision.strongest(Verdict.BLOCK) if r.policy != STANDING_POLICY]
-        if not policy_blocks or decision.status is not ContentStatus.REMOVED:
-            return
+        policy_blocks = _policy_blocks(decision)
         content = decision.content
         source = f"decision:{decision.decision_id}"
         policy = max(policy_blocks, key=lambda r: self._enforcer.policy.points_for(r.policy)).policy
         reason = "automated: " + ", ".join(r.rule_id for r in policy_blocks)
+        # The take-down records the action and announces the new status.
         await self._enforcer.take_down(tx, content, policy, source, who.SYSTEM, reason)
         await self._enforcer.strike(tx, content, policy, source, who.SYSTEM, reason)
-
-    async def _write_many(self, tx: Transaction, items: Sequence[_Recorded]) -> None:
-        await self._open_reviews(tx, items)
-        await repo.add_many(
-            tx.conn,
-            [
-                repo.decision_row(
-                    decision_id=d.decision_id,
-                    kind=d.content.kind,
-                    content_id=d.content.content_id,
-                    author_id=d.content.author_id,
-                    verdict=d.verdict,
-                    reasons=d.reasons,
-                    shadow_reasons=d.shadow_reasons,
-                    scores=d.scores,
-                    thresholds=d.thresholds,
-                    ruleset_version=d.ruleset_version,
-                    model_version=d.model_version,
-                    case_id=d.case_id,
-                    decided_at=d.decided_at,
-                )
-                for d in (item.decision for item in items)
-            ],
-        )
-        await content_repo.save_decided(tx.conn, [item.decision for item in items])
-        await audit_repo.add_many(tx.conn, [_audit_entry(item) for item in items])
-        for item in items:
-            d = item.decision
-            enforced = d.verdict is Verdict.BLOCK and any(r.policy != STANDING_POLICY for r in d.reasons)
-            if enforced:
-                await self._enforce(tx, d)  # the take-down announces the new status itself
-            elif d.status is not (item.previous or ContentStatus.VISIBLE):
-                await self._rt.outbox.append(
-                    tx,
-                    d.content.content_id,
-                    content_status_changed(
-                        d.content.kind,
-                        d.content.content_id,
-                        d.content.author_id,
-                        d.status,
-                        d.policy,
-                        f"decision:{d.decision_id}",
-                    ),
-                )
 
     async def content(self, kind: ContentKind, content_id: str) -> tuple[StoredContent, Decision]:
         """The content's status and its latest decision."""
@@ -229,6 +198,79 @@ class Moderator:
             case_id=m["case_id"],
         )
         return stored, decision
+
+
+def _policy_blocks(decision: Decision) -> tuple[Reason, ...]:
+    # A block for a content policy is an enforcement (appealable, a strike); a block only
+    # because the author may not post right now is not.
+    return tuple(r for r in decision.strongest(Verdict.BLOCK) if r.policy != STANDING_POLICY)
+
+
+def _enforced(decision: Decision) -> bool:
+    return decision.status is ContentStatus.REMOVED and bool(_policy_blocks(decision))
+
+
+def _review_cases(reviews: Sequence[_Recorded]) -> list[Case]:
+    return [
+        Case(
+            case_id=new_ulid("case_"),
+            kind=CaseKind.REVIEW,
+            status=CaseStatus.OPEN,
+            policy=d.policy,
+            priority=priority(CaseKind.REVIEW, d.policy),
+            content_kind=d.content.kind,
+            content_id=d.content.content_id,
+            subject_user_id=d.content.author_id,
+            opened_by=who.SYSTEM,
+            note=", ".join(r.rule_id for r in d.reasons),
+            decision_id=d.decision_id,
+            created_at=d.decided_at,
+        )
+        for d in (item.decision for item in reviews)
+    ]
+
+
+def _attach_cases(reviews: Sequence[_Recorded], opened: dict[tuple[str, str], str]) -> None:
+    for item in reviews:
+        key = (item.decision.content.kind.value, item.decision.content.content_id)
+        item.decision = dataclasses.replace(item.decision, case_id=opened[key])
+
+
+def _decision_rows(items: Sequence[_Recorded]) -> list[dict[str, Any]]:
+    return [
+        repo.decision_row(
+            decision_id=d.decision_id,
+            kind=d.content.kind,
+            content_id=d.content.content_id,
+            author_id=d.content.author_id,
+            verdict=d.verdict,
+            reasons=d.reasons,
+            shadow_reasons=d.shadow_reasons,
+            scores=d.scores,
+            thresholds=d.thresholds,
+            ruleset_version=d.ruleset_version,
+            model_version=d.model_version,
+            case_id=d.case_id,
+            decided_at=d.decided_at,
+        )
+        for d in (item.decision for item in items)
+    ]
+
+
+def _status_changes(items: Sequence[_Recorded]) -> list[tuple[str, Message]]:
+    """Events of content whose status the decision changed (enforced blocks announce
+    their own through the take-down).
+    """
+    changes: list[tuple[str, Message]] = []
+    for item in items:
+        d = item.decision
+        if _enforced(d) or d.status is (item.previous or ContentStatus.VISIBLE):
+            continue
+        event = content_status_changed(
+            d.content.kind, d.content.content_id, d.content.author_id, d.status, d.policy, f"decision:{d.decision_id}"
+        )
+        changes.append((d.content.content_id, event))
+    return changes
 
 
 def _audit_entry(item: _Recorded) -> who.AuditEntry:

@@ -5,18 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Executable, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+def upsert_statement(dialect: str, table: Table, keys: Iterable[str], update: Iterable[str]) -> Executable:
+    """INSERT that updates the ``update`` columns of rows whose ``keys`` exist."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table)
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_={name: stmt.excluded[name] for name in update})
 
 
 async def upsert(
     conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]], keys: Iterable[str], update: Iterable[str]
 ) -> None:
     """Insert ``rows``, updating the ``update`` columns of rows whose ``keys`` exist."""
-    if not rows:
-        return
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(table)
-    stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_={name: stmt.excluded[name] for name in update})
-    await conn.execute(stmt, list(rows))
+    if rows:
+        await conn.execute(upsert_statement(conn.dialect.name, table, keys, update), list(rows))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import orjson
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Connection, Row, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.tns.domain.audit import AuditEntry
@@ -16,28 +16,34 @@ def _json(value: object) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
+def _rows(entries: Sequence[AuditEntry]) -> list[dict[str, object]]:
+    return [
+        {
+            "id": e.entry_id,
+            "at": e.at,
+            "actor": e.actor,
+            "action": e.action,
+            "subject": e.subject,
+            "ruleset_version": e.ruleset_version,
+            "model_version": e.model_version,
+            "before_json": _json(e.before),
+            "after_json": _json(e.after),
+            "note": e.note,
+        }
+        for e in entries
+    ]
+
+
 async def add_many(conn: AsyncConnection, entries: Sequence[AuditEntry]) -> None:
     """Append entries."""
-    if not entries:
-        return
-    await conn.execute(
-        insert(audit),
-        [
-            {
-                "id": e.entry_id,
-                "at": e.at,
-                "actor": e.actor,
-                "action": e.action,
-                "subject": e.subject,
-                "ruleset_version": e.ruleset_version,
-                "model_version": e.model_version,
-                "before_json": _json(e.before),
-                "after_json": _json(e.after),
-                "note": e.note,
-            }
-            for e in entries
-        ],
-    )
+    if entries:
+        await conn.execute(insert(audit), _rows(entries))
+
+
+def add_many_sync(conn: Connection, entries: Sequence[AuditEntry]) -> None:
+    """`add_many` on a synchronous connection (`Database.write_sync`)."""
+    if entries:
+        conn.execute(insert(audit), _rows(entries))
 
 
 def _entry(row: Row[tuple[object, ...]]) -> tuple[int, AuditEntry]:

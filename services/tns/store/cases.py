@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Row, and_, insert, or_, select, text, tuple_, update
+from sqlalchemy import Connection, Executable, Row, Select, and_, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -98,15 +99,28 @@ def _row_values(case: Case) -> dict[str, object]:
     }
 
 
-async def _open_ids(conn: AsyncConnection, kind: CaseKind, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    rows = await conn.execute(
-        select(cases.c.content_kind, cases.c.content_id, cases.c.id).where(
-            cases.c.kind == kind.value,
-            cases.c.status == CaseStatus.OPEN.value,
-            tuple_(cases.c.content_kind, cases.c.content_id).in_(keys),
-        )
+def _open_ids_query(kind: CaseKind, keys: list[tuple[str, str]]) -> Select[Any]:
+    return select(cases.c.content_kind, cases.c.content_id, cases.c.id).where(
+        cases.c.kind == kind.value,
+        cases.c.status == CaseStatus.OPEN.value,
+        tuple_(cases.c.content_kind, cases.c.content_id).in_(keys),
     )
-    return {(r.content_kind, r.content_id): r.id for r in rows}
+
+
+def _missing(new: Sequence[Case], found: dict[tuple[str, str], str]) -> list[dict[str, object]]:
+    missing: dict[tuple[str, str], Case] = {}
+    for case in new:
+        key = (case.content_kind.value, case.content_id)
+        if key not in found:
+            missing.setdefault(key, case)
+    return [_row_values(c) for c in missing.values()]
+
+
+def _insert_missing(dialect: str) -> Executable:
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert_(cases).on_conflict_do_nothing(
+        index_elements=["kind", "content_kind", "content_id"], index_where=text("status = 'open'")
+    )
 
 
 async def open_many(conn: AsyncConnection, new: Sequence[Case]) -> dict[tuple[str, str], str]:
@@ -116,21 +130,23 @@ async def open_many(conn: AsyncConnection, new: Sequence[Case]) -> dict[tuple[st
     """
     if not new:
         return {}
-    kind = new[0].kind
-    keys = sorted({(c.content_kind.value, c.content_id) for c in new})
-    found = await _open_ids(conn, kind, keys)
-    missing: dict[tuple[str, str], Case] = {}
-    for case in new:
-        key = (case.content_kind.value, case.content_id)
-        if key not in found:
-            missing.setdefault(key, case)
-    if missing:
-        insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        statement = insert_(cases).on_conflict_do_nothing(
-            index_elements=["kind", "content_kind", "content_id"], index_where=text("status = 'open'")
-        )
-        await conn.execute(statement, [_row_values(c) for c in missing.values()])
-        found = await _open_ids(conn, kind, keys)
+    query = _open_ids_query(new[0].kind, sorted({(c.content_kind.value, c.content_id) for c in new}))
+    found = {(r.content_kind, r.content_id): r.id for r in await conn.execute(query)}
+    if rows := _missing(new, found):
+        await conn.execute(_insert_missing(conn.dialect.name), rows)
+        found = {(r.content_kind, r.content_id): r.id for r in await conn.execute(query)}
+    return found
+
+
+def open_many_sync(conn: Connection, new: Sequence[Case]) -> dict[tuple[str, str], str]:
+    """`open_many` on a synchronous connection (`Database.write_sync`)."""
+    if not new:
+        return {}
+    query = _open_ids_query(new[0].kind, sorted({(c.content_kind.value, c.content_id) for c in new}))
+    found = {(r.content_kind, r.content_id): r.id for r in conn.execute(query)}
+    if rows := _missing(new, found):
+        conn.execute(_insert_missing(conn.dialect.name), rows)
+        found = {(r.content_kind, r.content_id): r.id for r in conn.execute(query)}
     return found
 
 

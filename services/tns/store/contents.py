@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Row, select, tuple_, update
+from sqlalchemy import Connection, Row, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.tns.domain.content import Content, ContentKind
 from services.tns.domain.moderation import ContentStatus, Decision
-from services.tns.store._sql import upsert
+from services.tns.store._sql import upsert, upsert_statement
 from services.tns.store.tables import contents
 
 
@@ -46,9 +46,22 @@ def _row(row: Row[tuple[object, ...]]) -> StoredContent:
     )
 
 
-async def save_decided(conn: AsyncConnection, decisions: Sequence[Decision]) -> None:
-    """Store the content of each decision with the status the decision gives it."""
-    rows = [
+_UPDATED = (
+    "author_id",
+    "title",
+    "body",
+    "category",
+    "price_amount",
+    "currency",
+    "status",
+    "status_policy",
+    "latest_decision_id",
+    "decided_at",
+)
+
+
+def _decided_rows(decisions: Sequence[Decision]) -> list[dict[str, object]]:
+    return [
         {
             "kind": d.content.kind.value,
             "content_id": d.content.content_id,
@@ -65,7 +78,18 @@ async def save_decided(conn: AsyncConnection, decisions: Sequence[Decision]) -> 
         }
         for d in decisions
     ]
-    await upsert(conn, contents, rows, ("kind", "content_id"), [k for k in rows[0] if k not in ("kind", "content_id")])
+
+
+async def save_decided(conn: AsyncConnection, decisions: Sequence[Decision]) -> None:
+    """Store the content of each decision with the status the decision gives it."""
+    await upsert(conn, contents, _decided_rows(decisions), ("kind", "content_id"), _UPDATED)
+
+
+def save_decided_sync(conn: Connection, decisions: Sequence[Decision]) -> None:
+    """`save_decided` on a synchronous connection (`Database.write_sync`)."""
+    if decisions:
+        statement = upsert_statement(conn.dialect.name, contents, ("kind", "content_id"), _UPDATED)
+        conn.execute(statement, _decided_rows(decisions))
 
 
 async def get(conn: AsyncConnection, kind: ContentKind, content_id: str) -> StoredContent | None:

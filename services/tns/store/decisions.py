@@ -8,7 +8,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import BindParameter, Row, Select, String, and_, bindparam, func, insert, literal, or_, select
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    Row,
+    Select,
+    String,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.storage import Database, UtcDateTime
@@ -80,6 +93,12 @@ async def add_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> Non
     """Insert decision rows (see `decision_row`)."""
     if rows:
         await conn.execute(insert(decisions), list(rows))
+
+
+def add_many_sync(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """`add_many` on a synchronous connection (`Database.write_sync`)."""
+    if rows:
+        conn.execute(insert(decisions), list(rows))
 
 
 async def get(conn: AsyncConnection, decision_id: str) -> Row[tuple[object, ...]] | None:
