@@ -11,17 +11,20 @@ import orjson
 from sqlalchemy import (
     BindParameter,
     Connection,
+    Executable,
     Row,
-    Select,
     String,
     and_,
     bindparam,
+    column,
     func,
     insert,
     literal,
     or_,
     select,
+    text,
 )
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.storage import Database, UtcDateTime
@@ -120,7 +123,7 @@ class AuthorFacts:
     signed_up_at: datetime | None
 
 
-def _facts_query(dialect: str, windows: tuple[tuple[tuple[ContentKind, int], int], ...]) -> Select[Any]:
+def _facts_query(dialect: str, windows: tuple[tuple[tuple[ContentKind, int], int], ...]) -> Executable:
     """The one SELECT of `author_facts`, with bound parameters: built once per rule set."""
     author: BindParameter[str] = bindparam("author_id", type_=String())
     now = bindparam("now", type_=UtcDateTime())
@@ -172,10 +175,24 @@ def _facts_query(dialect: str, windows: tuple[tuple[tuple[ContentKind, int], int
             .subquery()
         )
         columns.append(select(func.count()).select_from(recent).scalar_subquery().label(f"w{i}"))
-    return select(literal(1), *columns)
+    query = select(*columns)
+    if dialect != "sqlite":
+        return query
+    # On SQLite run it as a text statement: executing the Select would have SQLAlchemy
+    # walk its eight subqueries on every call to build a cache key; a text's key is its
+    # string. The bound parameters and result columns keep their types. (PostgreSQL's
+    # rendering casts parameters, which a text cannot parse; it keeps the Select.)
+    compiled = query.compile(dialect=sqlite.dialect(paramstyle="named"))
+    binds = [
+        # The caller's parameters stay open; constants (kinds, limits) keep their values.
+        bindparam(name, type_=bind.type) if bind.value is None else bindparam(name, bind.value, type_=bind.type)
+        for bind, name in compiled.bind_names.items()
+    ]
+    columns_out = [column(c.name, c.type) for c in query.selected_columns]
+    return text(str(compiled)).bindparams(*binds).columns(*columns_out)
 
 
-_queries: dict[tuple[str, tuple[tuple[tuple[ContentKind, int], int], ...]], Select[Any]] = {}
+_queries: dict[tuple[str, tuple[tuple[tuple[ContentKind, int], int], ...]], Executable] = {}
 
 
 async def author_facts(
