@@ -40,10 +40,13 @@ async def add_many(conn: AsyncConnection, entries: Sequence[AuditEntry]) -> None
         await conn.execute(insert(audit), _rows(entries))
 
 
+_INSERT = insert(audit)  # one statement object: its cache key is computed once
+
+
 def add_many_sync(conn: Connection, entries: Sequence[AuditEntry]) -> None:
     """`add_many` on a synchronous connection (`Database.write_sync`)."""
     if entries:
-        conn.execute(insert(audit), _rows(entries))
+        conn.execute(_INSERT, _rows(entries))
 
 
 def _entry(row: Row[tuple[object, ...]]) -> tuple[int, AuditEntry]:

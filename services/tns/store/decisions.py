@@ -98,10 +98,13 @@ async def add_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> Non
         await conn.execute(insert(decisions), list(rows))
 
 
+_INSERT = insert(decisions)  # one statement object: its cache key is computed once
+
+
 def add_many_sync(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """`add_many` on a synchronous connection (`Database.write_sync`)."""
     if rows:
-        conn.execute(insert(decisions), list(rows))
+        conn.execute(_INSERT, list(rows))
 
 
 async def get(conn: AsyncConnection, decision_id: str) -> Row[tuple[object, ...]] | None:
