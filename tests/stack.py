@@ -22,6 +22,8 @@ from services.id.bootstrap import bootstrap
 from services.id.config import IdConfig
 from services.id.domain.passwords import Argon2Params
 from services.id.main import IdService, start_id_service
+from services.payments.config import PaymentsConfig
+from services.payments.main import PaymentsService, start_payments_service
 from services.tns.config import TnsConfig
 from services.tns.main import TnsService, start_tns_service
 
@@ -124,6 +126,25 @@ async def running_tns(
         case_lease=timedelta(seconds=case_lease),
     )
     service = await start_tns_service(config, ServerConfig(port=0), clock=clock, jwks_min_refresh_interval=0.0)
+    try:
+        yield service
+    finally:
+        await service.stop(0)
+
+
+@asynccontextmanager
+async def running_payments(stack: Stack, database_url: str, *, tns_target: str = "") -> AsyncIterator[PaymentsService]:
+    """Start payments on its own fresh database, signed in as ``svc-payments``; with
+    ``tns_target`` it follows that TnS's standing changes (wallet freezes).
+    """
+    config = PaymentsConfig(
+        database_url=database_url,
+        issuer=stack.id.container.config.issuer,
+        id_target=stack.id.address,
+        client_secret=stack.secrets["svc-payments"],
+        tns_target=tns_target,
+    )
+    service = await start_payments_service(config, ServerConfig(port=0), jwks_min_refresh_interval=0.0)
     try:
         yield service
     finally:

@@ -100,6 +100,9 @@ async def run() -> int:
         # Each service signs in to the ID service as its bootstrapped client.
         "FURIMA_TNS_CLIENT_SECRET": os.environ.get("FURIMA_TNS_CLIENT_SECRET") or secrets["svc-tns"],
         "FURIMA_PAYMENTS_CLIENT_SECRET": os.environ.get("FURIMA_PAYMENTS_CLIENT_SECRET") or secrets["svc-payments"],
+        # Payments follows TnS's standing changes (wallet freezes); it retries until TnS is up.
+        "FURIMA_TNS_TARGET": os.environ.get("FURIMA_TNS_TARGET")
+        or f"127.0.0.1:{next(s.port for s in SERVICES if s.name == 'tns')}",
     }
     procs: list[asyncio.subprocess.Process] = []
     stop = asyncio.Event()

@@ -28,6 +28,9 @@ class PaymentsConfig:
     """FURIMA_PAYMENTS_CLIENT_SECRET (``make run`` passes the bootstrapped one)."""
     idempotency_retention: timedelta = timedelta(hours=48)
     """FURIMA_PAYMENTS_IDEMPOTENCY_HOURS: how long keys are kept (never less than 24 hours)."""
+    tns_target: str = ""
+    """FURIMA_TNS_TARGET (from the environment: ``127.0.0.1:50053``): the TnS service whose
+    standing changes freeze and thaw wallets; empty: follow none (tests without TnS)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PaymentsConfig:
@@ -45,4 +48,5 @@ class PaymentsConfig:
             client_id=e.get("FURIMA_PAYMENTS_CLIENT_ID") or d.client_id,
             client_secret=e.get("FURIMA_PAYMENTS_CLIENT_SECRET") or d.client_secret,
             idempotency_retention=timedelta(hours=hours),
+            tns_target=e.get("FURIMA_TNS_TARGET", "127.0.0.1:50053"),
         )

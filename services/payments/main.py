@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
+
+import grpc
 
 from libs.auth import TokenVerifier
 from libs.clock import Clock
-from libs.events import OutboxEventSource, event_stream_service
+from libs.events import GrpcEventSource, OutboxEventSource, event_stream_service
 from libs.identity import RemoteIdentity
-from libs.rpc import GrpcServer, ServerConfig, tune_gc_for_serving
+from libs.rpc import GrpcServer, ServerConfig, make_channel, tune_gc_for_serving
 from libs.telemetry import setup_telemetry
 from services.payments.api.ledger import LEDGER_SERVICE, LedgerServicer, register_ledger
 from services.payments.api.points import POINTS_SERVICE, PointsServicer, register_points
 from services.payments.api.wallet import WALLET_SERVICE, WalletServicer, register_wallet
 from services.payments.config import PaymentsConfig
 from services.payments.container import PaymentsContainer, build_container
+from services.payments.service.safety_feed import standing_consumer
 
 SERVICE_NAME = "furima.payments"
 AUDIENCE = "furima.payments"
@@ -28,6 +32,8 @@ class PaymentsService:
     container: PaymentsContainer
     server: GrpcServer
     identity: RemoteIdentity
+    safety_feed: asyncio.Task[None] | None = None
+    tns_channel: grpc.aio.Channel | None = None
 
     @property
     def address(self) -> str:
@@ -40,7 +46,13 @@ class PaymentsService:
         await self.close()
 
     async def close(self) -> None:
-        """Release connections (the server is already down)."""
+        """Stop the TnS feed and release connections (the server is already down)."""
+        if self.safety_feed is not None:
+            self.safety_feed.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.safety_feed
+        if self.tns_channel is not None:
+            await self.tns_channel.close(None)
         await self.identity.close()
         await self.container.db.dispose()
 
@@ -75,8 +87,14 @@ async def start_payments_service(
     await identity.start()
     container = await build_container(config, clock=clock)
     server = build_server(container, server_config, identity.verifier)
+    service = PaymentsService(container, server, identity)
+    if config.tns_target:
+        # Suspensions decided by TnS freeze wallets; the feed retries while TnS is down.
+        service.tns_channel = make_channel(config.tns_target, tokens=identity.tokens)
+        feed = standing_consumer(container.db, GrpcEventSource(service.tns_channel))
+        service.safety_feed = asyncio.create_task(feed.run(), name="payments-tns-standing")
     await server.start()
-    return PaymentsService(container, server, identity)
+    return service
 
 
 async def main() -> None:

@@ -30,6 +30,7 @@ class WalletServicer(pb_grpc.WalletServiceServicer):
         found = await self._wallet.balance(wallet_owner(request.user_id))
         return pb.GetBalanceResponse(
             user_id=found.user_id,
+            frozen=found.frozen,
             balances=[
                 pb.BucketBalance(bucket=bucket_pb(b.kind), balance=money(b.balance, b.currency)) for b in found.balances
             ],

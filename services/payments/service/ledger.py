@@ -11,9 +11,11 @@ from libs.clock import Clock
 from libs.errors import FailedPrecondition, NotFound
 from libs.ids import new_ulid
 from libs.storage import Database, Transaction
+from services.payments.domain.accounts import USER_KINDS
 from services.payments.domain.transfers import InsufficientFunds, TransferDraft, reversal, validate_transfer
 from services.payments.domain.verification import LedgerReport, report
 from services.payments.store import accounts as accounts_repo
+from services.payments.store import frozen as frozen_repo
 from services.payments.store import ledger as ledger_repo
 
 
@@ -41,6 +43,7 @@ class Ledger:
         transaction must then roll back, undoing the legs applied before it.
         """
         validate_transfer(draft)
+        await self._refuse_frozen(tx, draft)
         now = self._clock.now()
         await accounts_repo.ensure(tx.conn, [leg.account for leg in draft.legs], now)
         # One lock order for every transfer, so two transfers never deadlock on PostgreSQL.
@@ -53,6 +56,21 @@ class Ledger:
         transfer_id = new_ulid("trf_")
         await ledger_repo.insert_transfer(tx.conn, transfer_id, draft, now)
         return PostedTransfer(transfer_id, now)
+
+    async def _refuse_frozen(self, tx: Transaction, draft: TransferDraft) -> None:
+        # A suspended user's money stays put: no leg may take from their accounts.
+        # Money coming in still lands, and the platform's own corrections (reversals)
+        # still post.
+        if draft.reverses is not None:
+            return
+        payers = {leg.account.owner for leg in draft.legs if leg.amount < 0 and leg.account.kind in USER_KINDS}
+        frozen = await frozen_repo.frozen_among(tx.conn, payers)
+        if frozen:
+            raise FailedPrecondition(
+                "the wallet is frozen while its owner is suspended",
+                reason="WALLET_FROZEN",
+                metadata={"user_id": sorted(frozen)[0]},
+            )
 
     async def transfer(self, draft: TransferDraft) -> PostedTransfer:
         """Post ``draft`` in a transaction of its own."""

@@ -9,6 +9,7 @@ from libs.storage import Database
 from services.payments.domain.accounts import USER_KINDS, AccountKind
 from services.payments.domain.points import PointsLot
 from services.payments.store import accounts as accounts_repo
+from services.payments.store import frozen as frozen_repo
 from services.payments.store import ledger as ledger_repo
 from services.payments.store import points as points_repo
 from services.payments.store.ledger import HistoryLine
@@ -30,6 +31,8 @@ class WalletBalance:
     user_id: str
     balances: tuple[BucketBalance, ...]
     points_lots: tuple[PointsLot, ...]
+    frozen: bool = False
+    """Trust & Safety has the owner suspended: no money goes out."""
 
 
 class Wallet:
@@ -44,8 +47,9 @@ class Wallet:
         async with self._db.read() as conn:
             owned = await accounts_repo.owned_by(conn, user_id)
             lots = await points_repo.unspent(conn, user_id, self._clock.now())
+            frozen = bool(await frozen_repo.frozen_among(conn, [user_id]))
         balances = tuple(BucketBalance(a.kind, a.currency, b) for a, b in owned if a.kind in USER_KINDS)
-        return WalletBalance(user_id, balances, tuple(lots))
+        return WalletBalance(user_id, balances, tuple(lots), frozen)
 
     async def history(self, user_id: str, before: int | None, limit: int) -> list[HistoryLine]:
         """The user's entries, newest first, older than entry ``before`` when given."""

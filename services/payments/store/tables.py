@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, ForeignKey, Index, MetaData, String, Table, Text
 
-from libs.events import outbox_table
+from libs.events import consumer_tables, outbox_table
 from libs.storage import UtcDateTime, big_id
 
 metadata = MetaData()
@@ -80,4 +80,15 @@ idempotency_keys = Table(
     Column("expires_at", UtcDateTime(), nullable=False, index=True),
 )
 
+# Wallets frozen because TnS suspended their owner: no money goes out while frozen
+# (incoming refunds and credits still land).
+frozen_wallets = Table(
+    "frozen_wallets",
+    metadata,
+    Column("user_id", String(40), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("frozen_at", UtcDateTime(), nullable=False),
+)
+
 outbox = outbox_table(metadata)
+event_cursors, processed_events = consumer_tables(metadata)

@@ -1,0 +1,33 @@
+"""Frozen wallets: users whose outgoing money is stopped (TnS suspended them)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.payments.store.tables import frozen_wallets
+
+
+async def freeze(conn: AsyncConnection, user_id: str, reason: str, at: datetime) -> None:
+    """Freeze the user's wallet (no effect when it is frozen already)."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(frozen_wallets).on_conflict_do_nothing(index_elements=["user_id"])
+    await conn.execute(statement, {"user_id": user_id, "reason": reason, "frozen_at": at})
+
+
+async def unfreeze(conn: AsyncConnection, user_id: str) -> None:
+    """Lift the freeze (no effect when there is none)."""
+    await conn.execute(delete(frozen_wallets).where(frozen_wallets.c.user_id == user_id))
+
+
+async def frozen_among(conn: AsyncConnection, user_ids: Iterable[str]) -> set[str]:
+    """Which of ``user_ids`` have a frozen wallet."""
+    wanted = sorted(set(user_ids))
+    if not wanted:
+        return set()
+    rows = await conn.execute(select(frozen_wallets.c.user_id).where(frozen_wallets.c.user_id.in_(wanted)))
+    return {r[0] for r in rows}
