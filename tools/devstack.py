@@ -44,12 +44,13 @@ class ServiceProcess:
     port: int
 
 
-# Started in this order, each once the previous one serves (the others need the ID
-# service's keys at start). Marketing (50054) joins when it is built.
+# Started in this order, each once the previous one serves: everyone needs the ID
+# service's keys at start, and payments follows TnS's events. Marketing (50054) joins
+# when it is built.
 SERVICES = [
     ServiceProcess("id", "services.id.main", int(os.environ.get("FURIMA_ID_PORT", "50051"))),
-    ServiceProcess("payments", "services.payments.main", int(os.environ.get("FURIMA_PAYMENTS_PORT", "50052"))),
     ServiceProcess("tns", "services.tns.main", int(os.environ.get("FURIMA_TNS_PORT", "50053"))),
+    ServiceProcess("payments", "services.payments.main", int(os.environ.get("FURIMA_PAYMENTS_PORT", "50052"))),
 ]
 
 
