@@ -28,6 +28,8 @@ class PaymentsConfig:
     """FURIMA_PAYMENTS_CLIENT_SECRET (``make run`` passes the bootstrapped one)."""
     idempotency_retention: timedelta = timedelta(hours=48)
     """FURIMA_PAYMENTS_IDEMPOTENCY_HOURS: how long keys are kept (never less than 24 hours)."""
+    points_sweep_interval: float = 60.0
+    """FURIMA_PAYMENTS_POINTS_SWEEP_S: seconds between expiry sweeps (0: none in this process)."""
     tns_target: str = ""
     """FURIMA_TNS_TARGET (from the environment: ``127.0.0.1:50053``): the TnS service whose
     standing changes freeze and thaw wallets; empty: follow none (tests without TnS)."""
@@ -48,5 +50,6 @@ class PaymentsConfig:
             client_id=e.get("FURIMA_PAYMENTS_CLIENT_ID") or d.client_id,
             client_secret=e.get("FURIMA_PAYMENTS_CLIENT_SECRET") or d.client_secret,
             idempotency_retention=timedelta(hours=hours),
+            points_sweep_interval=number_from(e, "FURIMA_PAYMENTS_POINTS_SWEEP_S", d.points_sweep_interval),
             tns_target=e.get("FURIMA_TNS_TARGET", "127.0.0.1:50053"),
         )

@@ -9,6 +9,7 @@ from libs.clock import Clock, SystemClock
 from libs.events import Outbox
 from libs.storage import Database, upgrade
 from services.payments.config import PaymentsConfig
+from services.payments.service.expiry import PointsExpiry
 from services.payments.service.idempotency import IdempotentCalls
 from services.payments.service.ledger import Ledger
 from services.payments.service.points import PointsGranter
@@ -30,6 +31,7 @@ class PaymentsContainer:
     calls: IdempotentCalls
     points: PointsGranter
     wallet: Wallet
+    expiry: PointsExpiry
 
 
 def assemble(config: PaymentsConfig, db: Database, clock: Clock | None = None) -> PaymentsContainer:
@@ -47,6 +49,7 @@ def assemble(config: PaymentsConfig, db: Database, clock: Clock | None = None) -
         calls=calls,
         points=PointsGranter(ledger, calls, outbox, clock),
         wallet=Wallet(db, clock),
+        expiry=PointsExpiry(db, ledger, outbox, clock),
     )
 
 

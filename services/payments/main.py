@@ -53,6 +53,7 @@ class PaymentsService:
                 await self.safety_feed
         if self.tns_channel is not None:
             await self.tns_channel.close(None)
+        await self.container.expiry.stop()
         await self.identity.close()
         await self.container.db.dispose()
 
@@ -93,6 +94,8 @@ async def start_payments_service(
         service.tns_channel = make_channel(config.tns_target, tokens=identity.tokens)
         feed = standing_consumer(container.db, GrpcEventSource(service.tns_channel))
         service.safety_feed = asyncio.create_task(feed.run(), name="payments-tns-standing")
+    if config.points_sweep_interval > 0:
+        container.expiry.start(config.points_sweep_interval)
     await server.start()
     return service
 

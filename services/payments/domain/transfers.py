@@ -29,6 +29,12 @@ class Leg:
         return self.account.currency
 
 
+POINTS_EXPIRY = "points_expiry"
+"""The kind of the transfer that returns expired points to their campaign's budget."""
+PLATFORM_INITIATED = frozenset({POINTS_EXPIRY})
+"""Kinds the platform posts on its own account: they apply even to a frozen wallet."""
+
+
 @dataclass(frozen=True)
 class TransferDraft:
     """A transfer to post: what kind of movement, its legs, and what it refers to."""

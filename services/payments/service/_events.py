@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from furima.payments.v1 import events_pb2
 from furima.types.v1 import money_pb2
 
 from libs.pb import timestamp
-from services.payments.domain.points import PointsGrant
+from services.payments.domain.points import PointsGrant, PointsLot
 
 
 def points_granted(grant: PointsGrant) -> events_pb2.PointsGranted:
@@ -19,4 +21,16 @@ def points_granted(grant: PointsGrant) -> events_pb2.PointsGranted:
         campaign_id=grant.campaign_id,
         expires_at=timestamp(grant.expires_at),
         granted_at=timestamp(grant.granted_at),
+    )
+
+
+def points_expired(lot: PointsLot, transfer_id: str, at: datetime) -> events_pb2.PointsExpired:
+    """The rest of a lot expired."""
+    return events_pb2.PointsExpired(
+        lot_id=lot.lot_id,
+        transfer_id=transfer_id,
+        user_id=lot.user_id,
+        amount=money_pb2.Money(amount=lot.remaining, currency=lot.currency),
+        campaign_id=lot.campaign_id,
+        expired_at=timestamp(at),
     )

@@ -12,7 +12,13 @@ from libs.errors import FailedPrecondition, NotFound
 from libs.ids import new_ulid
 from libs.storage import Database, Transaction
 from services.payments.domain.accounts import USER_KINDS
-from services.payments.domain.transfers import InsufficientFunds, TransferDraft, reversal, validate_transfer
+from services.payments.domain.transfers import (
+    PLATFORM_INITIATED,
+    InsufficientFunds,
+    TransferDraft,
+    reversal,
+    validate_transfer,
+)
 from services.payments.domain.verification import LedgerReport, report
 from services.payments.store import accounts as accounts_repo
 from services.payments.store import frozen as frozen_repo
@@ -59,9 +65,9 @@ class Ledger:
 
     async def _refuse_frozen(self, tx: Transaction, draft: TransferDraft) -> None:
         # A suspended user's money stays put: no leg may take from their accounts.
-        # Money coming in still lands, and the platform's own corrections (reversals)
-        # still post.
-        if draft.reverses is not None:
+        # Money coming in still lands, and the platform's own movements (reversals,
+        # expiring points) still post.
+        if draft.reverses is not None or draft.kind in PLATFORM_INITIATED:
             return
         payers = {leg.account.owner for leg in draft.legs if leg.amount < 0 and leg.account.kind in USER_KINDS}
         frozen = await frozen_repo.frozen_among(tx.conn, payers)

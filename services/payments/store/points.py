@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.payments.domain.points import PointsLot
@@ -42,3 +42,29 @@ async def unspent(conn: AsyncConnection, user_id: str, now: datetime) -> list[Po
         PointsLot(r.id, r.user_id, int(r.granted), int(r.remaining), r.currency, r.campaign_id, r.expires_at)
         for r in rows
     ]
+
+
+async def expired(conn: AsyncConnection, now: datetime, limit: int) -> list[PointsLot]:
+    """Lots past their expiry with points left, oldest expiry first."""
+    p = points_lots.c
+    query = (
+        select(p.id, p.user_id, p.granted, p.remaining, p.currency, p.campaign_id, p.expires_at)
+        .where(p.remaining > 0, p.expires_at <= now)
+        .order_by(p.expires_at, p.id)
+        .limit(limit)
+    )
+    rows = (await conn.execute(query)).all()
+    return [
+        PointsLot(r.id, r.user_id, int(r.granted), int(r.remaining), r.currency, r.campaign_id, r.expires_at)
+        for r in rows
+    ]
+
+
+async def take_remaining(conn: AsyncConnection, lot_id: str, expected: int) -> bool:
+    """Set the lot's remaining points to zero if they are still ``expected``; True on
+    success (False: spent or swept meanwhile, so nothing may move).
+    """
+    result = await conn.execute(
+        update(points_lots).where(points_lots.c.id == lot_id, points_lots.c.remaining == expected).values(remaining=0)
+    )
+    return bool(result.rowcount)
