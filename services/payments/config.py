@@ -29,7 +29,8 @@ class PaymentsConfig:
     idempotency_retention: timedelta = timedelta(hours=48)
     """FURIMA_PAYMENTS_IDEMPOTENCY_HOURS: how long keys are kept (never less than 24 hours)."""
     points_sweep_interval: float = 60.0
-    """FURIMA_PAYMENTS_POINTS_SWEEP_S: seconds between expiry sweeps (0: none in this process)."""
+    """FURIMA_PAYMENTS_POINTS_SWEEP_S: seconds between housekeeping rounds — points expiry,
+    idempotency keys past retention (0: none in this process)."""
     tns_target: str = ""
     """FURIMA_TNS_TARGET (from the environment: ``127.0.0.1:50053``): the TnS service whose
     standing changes freeze and thaw wallets; empty: follow none (tests without TnS)."""

@@ -10,6 +10,7 @@ from libs.events import Outbox
 from libs.storage import Database, upgrade
 from services.payments.config import PaymentsConfig
 from services.payments.service.expiry import PointsExpiry
+from services.payments.service.housekeeping import Housekeeping
 from services.payments.service.idempotency import IdempotentCalls
 from services.payments.service.ledger import Ledger
 from services.payments.service.points import PointsGranter
@@ -32,6 +33,7 @@ class PaymentsContainer:
     points: PointsGranter
     wallet: Wallet
     expiry: PointsExpiry
+    housekeeping: Housekeeping
 
 
 def assemble(config: PaymentsConfig, db: Database, clock: Clock | None = None) -> PaymentsContainer:
@@ -40,6 +42,7 @@ def assemble(config: PaymentsConfig, db: Database, clock: Clock | None = None) -
     outbox = Outbox(outbox_table, clock=clock)
     ledger = Ledger(db, clock)
     calls = IdempotentCalls(db, clock, config.idempotency_retention)
+    expiry = PointsExpiry(db, ledger, outbox, clock)
     return PaymentsContainer(
         config=config,
         db=db,
@@ -49,7 +52,8 @@ def assemble(config: PaymentsConfig, db: Database, clock: Clock | None = None) -
         calls=calls,
         points=PointsGranter(ledger, calls, outbox, clock),
         wallet=Wallet(db, clock),
-        expiry=PointsExpiry(db, ledger, outbox, clock),
+        expiry=expiry,
+        housekeeping=Housekeeping(expiry, calls),
     )
 
 

@@ -53,7 +53,7 @@ class PaymentsService:
                 await self.safety_feed
         if self.tns_channel is not None:
             await self.tns_channel.close(None)
-        await self.container.expiry.stop()
+        await self.container.housekeeping.stop()
         await self.identity.close()
         await self.container.db.dispose()
 
@@ -95,7 +95,7 @@ async def start_payments_service(
         feed = standing_consumer(container.db, GrpcEventSource(service.tns_channel))
         service.safety_feed = asyncio.create_task(feed.run(), name="payments-tns-standing")
     if config.points_sweep_interval > 0:
-        container.expiry.start(config.points_sweep_interval)
+        container.housekeeping.start(config.points_sweep_interval)
     await server.start()
     return service
 

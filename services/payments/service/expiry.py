@@ -4,11 +4,6 @@ of the campaign that granted it, one lot per transaction, with its event.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
-import structlog
-
 from libs.clock import Clock
 from libs.events import Outbox
 from libs.storage import Database
@@ -20,8 +15,6 @@ from services.payments.service.ledger import Ledger
 from services.payments.service.points import budget_owner
 from services.payments.store import points as points_repo
 
-log = structlog.get_logger("furima.payments.expiry")
-
 
 class PointsExpiry:
     """Sweeps expired points; safe to run in several processes at once."""
@@ -31,7 +24,6 @@ class PointsExpiry:
         self._ledger = ledger
         self._outbox = outbox
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
 
     async def sweep_once(self, limit: int = 500) -> int:
         """Expire what is due now; returns how many lots were expired."""
@@ -54,25 +46,3 @@ class PointsExpiry:
             posted = await self._ledger.post_transfer(tx, draft)
             await self._outbox.append(tx, lot.user_id, points_expired(lot, posted.transfer_id, posted.posted_at))
         return True
-
-    async def _loop(self, interval: float) -> None:
-        while True:
-            try:
-                expired = await self.sweep_once()
-                if expired:
-                    log.info("points expired", lots=expired)
-            except Exception as exc:  # noqa: BLE001 — the next round retries
-                log.warning("points expiry sweep failed", error=str(exc))
-            await asyncio.sleep(interval)
-
-    def start(self, interval: float) -> None:
-        """Sweep every ``interval`` seconds in the background."""
-        self._task = asyncio.create_task(self._loop(interval), name="payments-points-expiry")
-
-    async def stop(self) -> None:
-        """Stop sweeping."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None

@@ -44,3 +44,14 @@ async def test_sweep_returns_expired_points_once_and_keeps_the_ledger_sound(
     assert types.count(events_pb2.PointsExpired.DESCRIPTOR.full_name) == 1
     report = await payments.ledger.verify()
     assert report.consistent
+
+
+async def test_housekeeping_round_expires_points_and_forgets_old_keys(
+    payments: PaymentsContainer, clock: FrozenClock
+) -> None:
+    """Three days on: the expiring lot is swept and both grants' idempotency keys (48 h) are forgotten."""
+    await payments.points.grant("svc-marketing", SOON)
+    await payments.points.grant("svc-marketing", LATER)
+    assert await payments.housekeeping.run_once() == (0, 0)
+    clock.advance(timedelta(days=3).total_seconds())
+    assert await payments.housekeeping.run_once() == (1, 2)
