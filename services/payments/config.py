@@ -33,7 +33,31 @@ class PaymentsConfig:
     idempotency keys past retention (0: none in this process)."""
     tns_target: str = ""
     """FURIMA_TNS_TARGET (from the environment: ``127.0.0.1:50053``): the TnS service whose
-    standing changes freeze and thaw wallets; empty: follow none (tests without TnS)."""
+    standing changes freeze and thaw wallets and whose RiskService assesses payments;
+    empty: neither (tests without TnS; payments are then unassessed, see below)."""
+    risk_fail_open_max: int = 10_000
+    """FURIMA_PAYMENTS_RISK_FAIL_OPEN_MAX: when TnS cannot be reached, payments up to this
+    amount (minor units) are authorized unassessed; larger ones fail closed (UNAVAILABLE)."""
+    risk_timeout: float = 1.0
+    """FURIMA_PAYMENTS_RISK_TIMEOUT_S: the deadline of one AssessTransaction call."""
+    fee_bps: int = 1000
+    """FURIMA_PAYMENTS_FEE_BPS: the platform fee on completion, in basis points (10%)."""
+    hold_hours: float = 168.0
+    """FURIMA_PAYMENTS_HOLD_HOURS: how long an uncaptured authorization holds funds."""
+    payout_fee: int = 200
+    """FURIMA_PAYMENTS_PAYOUT_FEE: the fee of a withdrawal to a bank (minor units)."""
+    bank_database_url: str = "sqlite+aiosqlite:///var/bank.db"
+    """FURIMA_BANK_DATABASE_URL: the simulated bank's own books (a separate database)."""
+    bank_latency_ms: float = 20.0
+    """FURIMA_BANK_LATENCY_MS: the simulated bank's answer time."""
+    bank_failure_rate: float = 0.0
+    """FURIMA_BANK_FAILURE_RATE: share of bank transfers the simulated bank rejects."""
+    bank_timeout_rate: float = 0.0
+    """FURIMA_BANK_TIMEOUT_RATE: share of calls whose answer is lost (the bank may have
+    acted); the saga asks again by reference."""
+    saga_interval: float = 1.0
+    """FURIMA_PAYMENTS_SAGA_INTERVAL_S: seconds between rounds of the bank-transfer runner
+    (0: none in this process)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PaymentsConfig:
@@ -53,4 +77,14 @@ class PaymentsConfig:
             idempotency_retention=timedelta(hours=hours),
             points_sweep_interval=number_from(e, "FURIMA_PAYMENTS_POINTS_SWEEP_S", d.points_sweep_interval),
             tns_target=e.get("FURIMA_TNS_TARGET", "127.0.0.1:50053"),
+            risk_fail_open_max=int(number_from(e, "FURIMA_PAYMENTS_RISK_FAIL_OPEN_MAX", d.risk_fail_open_max)),
+            risk_timeout=number_from(e, "FURIMA_PAYMENTS_RISK_TIMEOUT_S", d.risk_timeout),
+            fee_bps=int(number_from(e, "FURIMA_PAYMENTS_FEE_BPS", d.fee_bps)),
+            hold_hours=number_from(e, "FURIMA_PAYMENTS_HOLD_HOURS", d.hold_hours),
+            payout_fee=int(number_from(e, "FURIMA_PAYMENTS_PAYOUT_FEE", d.payout_fee)),
+            bank_database_url=e.get("FURIMA_BANK_DATABASE_URL") or d.bank_database_url,
+            bank_latency_ms=number_from(e, "FURIMA_BANK_LATENCY_MS", d.bank_latency_ms),
+            bank_failure_rate=number_from(e, "FURIMA_BANK_FAILURE_RATE", d.bank_failure_rate),
+            bank_timeout_rate=number_from(e, "FURIMA_BANK_TIMEOUT_RATE", d.bank_timeout_rate),
+            saga_interval=number_from(e, "FURIMA_PAYMENTS_SAGA_INTERVAL_S", d.saga_interval),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -22,7 +23,16 @@ class AccountKind(StrEnum):
     FEE_REVENUE = "fee_revenue"
     POINTS_BUDGET = "points_budget"
     CREDIT_RECEIVABLE = "credit_receivable"
+    # Funds held for a payment or a withdrawal until they are captured, paid out or released.
+    HOLDS = "holds"
+    # What the external card provider owes the platform for card-funded payments.
+    CARD_CLEARING = "card_clearing"
 
+
+# Platform books every payment touches: split into shards (one row each), so concurrent
+# payments do not queue on one row lock. Their balance is the sum of the shards.
+SHARDED_KINDS = frozenset({AccountKind.HOLDS, AccountKind.ESCROW, AccountKind.FEE_REVENUE})
+PLATFORM_SHARDS = 16
 
 # A user's buckets: what they own (or, for credit, owe) on the platform.
 USER_KINDS = frozenset({AccountKind.CASH, AccountKind.POINTS, AccountKind.SALES, AccountKind.CREDIT})
@@ -46,9 +56,12 @@ def is_currency(code: str) -> bool:
     return bool(_CURRENCY.match(code))
 
 
-def account_id(owner: str, kind: AccountKind, currency: str) -> str:
-    """The deterministic id of an owner's account of a kind and currency (``usr_1/cash/JPY``)."""
-    return f"{owner}/{kind.value}/{currency}"
+def account_id(owner: str, kind: AccountKind, currency: str, shard: int | None = None) -> str:
+    """The deterministic id of an owner's account of a kind and currency (``usr_1/cash/JPY``;
+    a shard of a hot platform book: ``platform/escrow/JPY/7``).
+    """
+    base = f"{owner}/{kind.value}/{currency}"
+    return base if shard is None else f"{base}/{shard}"
 
 
 def floor_for(kind: AccountKind, credit_limit: int = 0) -> int | None:
@@ -69,11 +82,22 @@ def user_account(user_id: str, kind: AccountKind, currency: str, credit_limit: i
     return Account(account_id(user_id, kind, currency), user_id, kind, currency, floor_for(kind, credit_limit))
 
 
-def platform_account(kind: AccountKind, currency: str, owner: str = PLATFORM) -> Account:
-    """One of the platform's books (``owner`` names a campaign for a points budget)."""
+def platform_account(kind: AccountKind, currency: str, owner: str = PLATFORM, shard: int | None = None) -> Account:
+    """One of the platform's books (``owner`` names a campaign for a points budget); the
+    books in SHARDED_KINDS need a ``shard`` in ``range(PLATFORM_SHARDS)``.
+    """
     if kind in USER_KINDS:
         raise ValueError(f"{kind} is a user bucket")
-    return Account(account_id(owner, kind, currency), owner, kind, currency, floor_for(kind))
+    if (shard is not None) != (kind in SHARDED_KINDS):
+        raise ValueError(f"{kind} {'needs' if kind in SHARDED_KINDS else 'takes no'} shard")
+    if shard is not None and not 0 <= shard < PLATFORM_SHARDS:
+        raise ValueError(f"shard {shard} is out of range")
+    return Account(account_id(owner, kind, currency, shard), owner, kind, currency, floor_for(kind))
+
+
+def shard_of(key: str) -> int:
+    """The shard of the hot platform books a payment (or withdrawal) uses, from its id."""
+    return zlib.crc32(key.encode()) % PLATFORM_SHARDS
 
 
 def allows(floor: int | None, balance: int) -> bool:

@@ -39,13 +39,18 @@ def replay(record: IdempotencyRecord, fingerprint: str) -> str:
     """The stored response, if the request is the one the key was first used for;
     INVALID_ARGUMENT with reason ``IDEMPOTENCY_KEY_REUSED`` otherwise.
     """
-    if record.request_hash != fingerprint:
+    return stored_response(record.request_hash, record.response, fingerprint)
+
+
+def stored_response(request_hash: str, response: str, fingerprint: str) -> str:
+    """``response`` when ``fingerprint`` is the stored ``request_hash``; else the refusal of `replay`."""
+    if request_hash != fingerprint:
         raise InvalidArgument(
             "the idempotency key was already used for a different request",
             [FieldViolation("idempotency_key", "was already used for a different request")],
             reason="IDEMPOTENCY_KEY_REUSED",
         )
-    return record.response
+    return response
 
 
 def retention_until(now: datetime, retention: timedelta) -> datetime:

@@ -6,15 +6,17 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from sqlalchemy import text
+from sqlalchemy import Connection, select, text
 
 from libs.clock import Clock
 from libs.errors import Aborted
 from libs.storage import Database, Transaction
-from services.payments.domain.idempotency import IdempotencyRecord, replay, retention_until
+from services.payments.domain.idempotency import IdempotencyRecord, replay, retention_until, stored_response
 from services.payments.store import idempotency as idempotency_repo
+from services.payments.store.tables import idempotency_keys
 
 Effect = Callable[[Transaction], Awaitable[str]]
+SyncEffect = Callable[[Connection], str]
 
 
 def _lock_key(scope: str, key: str) -> int:
@@ -31,7 +33,15 @@ def _in_flight(key: str) -> Aborted:
 
 
 class IdempotentCalls:
-    """Runs an effect at most once per (scope, key) and replays its response afterwards."""
+    """Runs an effect at most once per (scope, key) and replays its response afterwards.
+
+    INVALID_ARGUMENT (``IDEMPOTENCY_KEY_REUSED``) when the key was used for a request with
+    another fingerprint; ABORTED (``IDEMPOTENCY_KEY_IN_FLIGHT``) while another call with
+    the key has not finished. In one process an in-memory set of running keys answers
+    "in flight"; across processes on PostgreSQL a transaction-scoped advisory lock on the
+    key does (refusing rather than waiting). SQLite's single writer serializes processes:
+    the loser finds the record inside its transaction and replays.
+    """
 
     def __init__(self, db: Database, clock: Clock, retention: timedelta) -> None:
         self._db = db
@@ -40,44 +50,77 @@ class IdempotentCalls:
         self._running: set[tuple[str, str]] = set()
 
     async def run(self, scope: str, key: str, fingerprint: str, effect: Effect) -> str:
-        """The response of ``effect`` for this key: computed once, replayed after.
-
-        INVALID_ARGUMENT (``IDEMPOTENCY_KEY_REUSED``) when the key was used for a request
-        with another fingerprint; ABORTED (``IDEMPOTENCY_KEY_IN_FLIGHT``) while another
-        call with the key has not finished.
-        """
-        # A replay is the common repeat: answer it without taking the write lock.
-        async with self._db.read() as conn:
-            record = await idempotency_repo.get(conn, scope, key)
-        if record is not None:
-            return replay(record, fingerprint)
-        slot = (scope, key)
-        if slot in self._running:
-            raise _in_flight(key)
-        self._running.add(slot)
-        try:
+        """The response of the async ``effect`` for this key: computed once, replayed after."""
+        stored = await self._stored(scope, key, fingerprint)
+        if stored is not None:
+            return stored
+        with self._slot(scope, key):
             async with self._db.transaction() as tx:
-                # Another process may hold the key (PostgreSQL): refuse rather than wait.
-                # SQLite's single writer already serializes processes; the loser then
-                # finds the record below and replays.
                 if tx.dialect == "postgresql" and not await tx.conn.scalar(
                     text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _lock_key(scope, key)}
                 ):
                     raise _in_flight(key)
-                record = await idempotency_repo.get(tx.conn, scope, key)
+                record = await tx.conn.run_sync(idempotency_repo.get, scope, key)
                 if record is not None:
                     return replay(record, fingerprint)
                 response = await effect(tx)
-                now = self._clock.now()
-                await idempotency_repo.put(
-                    tx.conn,
-                    IdempotencyRecord(scope, key, fingerprint, response, now, retention_until(now, self._retention)),
-                )
+                await tx.conn.run_sync(self._remember, scope, key, fingerprint, response)
                 return response
-        finally:
-            self._running.discard(slot)
+
+    async def run_sync(self, scope: str, key: str, fingerprint: str, effect: SyncEffect) -> str:
+        """Like `run` for an effect on a synchronous connection (`Database.write_sync`: on
+        a SQLite file the whole transaction runs inline, with no thread hops).
+        """
+        stored = await self._stored(scope, key, fingerprint)
+        if stored is not None:
+            return stored
+
+        def body(conn: Connection) -> str:
+            if conn.dialect.name == "postgresql" and not conn.scalar(
+                text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _lock_key(scope, key)}
+            ):
+                raise _in_flight(key)
+            record = idempotency_repo.get(conn, scope, key)
+            if record is not None:
+                return replay(record, fingerprint)
+            response = effect(conn)
+            self._remember(conn, scope, key, fingerprint, response)
+            return response
+
+        with self._slot(scope, key):
+            return await self._db.write_sync(body)
+
+    async def _stored(self, scope: str, key: str, fingerprint: str) -> str | None:
+        # A replay is the common repeat: answer it without taking the write lock.
+        k = idempotency_keys.c
+        row = await self._db.fetch_one(select(k.request_hash, k.response).where(k.scope == scope, k.key == key))
+        return None if row is None else stored_response(row.request_hash, row.response, fingerprint)
+
+    def _slot(self, scope: str, key: str) -> _Running:
+        return _Running(self._running, (scope, key))
+
+    def _remember(self, conn: Connection, scope: str, key: str, fingerprint: str, response: str) -> None:
+        now = self._clock.now()
+        record = IdempotencyRecord(scope, key, fingerprint, response, now, retention_until(now, self._retention))
+        idempotency_repo.put(conn, record)
 
     async def purge_expired(self) -> int:
         """Forget the keys whose retention has passed; returns how many."""
         async with self._db.transaction() as tx:
             return await idempotency_repo.purge(tx.conn, self._clock.now())
+
+
+class _Running:
+    """Marks a key as running in this process for the duration of a ``with`` block."""
+
+    def __init__(self, running: set[tuple[str, str]], slot: tuple[str, str]) -> None:
+        self._running = running
+        self._slot = slot
+
+    def __enter__(self) -> None:
+        if self._slot in self._running:
+            raise _in_flight(self._slot[1])
+        self._running.add(self._slot)
+
+    def __exit__(self, *exc: object) -> None:
+        self._running.discard(self._slot)

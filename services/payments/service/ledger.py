@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from libs.clock import Clock
@@ -40,37 +41,41 @@ class Ledger:
         self._db = db
         self._clock = clock
 
-    async def post_transfer(self, tx: Transaction, draft: TransferDraft) -> PostedTransfer:
-        """Post ``draft`` inside the caller's transaction (so the effect, the idempotency
-        record and the event commit together).
+    def post(self, conn: Connection, draft: TransferDraft) -> PostedTransfer:
+        """Post ``draft`` on the caller's (synchronous) connection, inside its transaction,
+        so the effect, the idempotency record and the event commit together.
 
         INVALID_ARGUMENT for a transfer that does not balance; INSUFFICIENT_FUNDS
         (FAILED_PRECONDITION) when a leg would cross its account's floor — the caller's
         transaction must then roll back, undoing the legs applied before it.
         """
         validate_transfer(draft)
-        await self._refuse_frozen(tx, draft)
+        self._refuse_frozen(conn, draft)
         now = self._clock.now()
-        await accounts_repo.ensure(tx.conn, [leg.account for leg in draft.legs], now)
+        accounts_repo.ensure(conn, [leg.account for leg in draft.legs], now)
         # One lock order for every transfer, so two transfers never deadlock on PostgreSQL.
         for leg in sorted(draft.legs, key=lambda leg: leg.account.account_id):
-            if await accounts_repo.add_to_balance(tx.conn, leg.account.account_id, leg.amount) is None:
+            if accounts_repo.add_to_balance(conn, leg.account.account_id, leg.amount) is None:
                 raise InsufficientFunds(
                     f"{leg.account.account_id} has not enough funds",
                     metadata={"account_id": leg.account.account_id},
                 )
         transfer_id = new_ulid("trf_")
-        await ledger_repo.insert_transfer(tx.conn, transfer_id, draft, now)
+        ledger_repo.insert_transfer(conn, transfer_id, draft, now)
         return PostedTransfer(transfer_id, now)
 
-    async def _refuse_frozen(self, tx: Transaction, draft: TransferDraft) -> None:
+    async def post_transfer(self, tx: Transaction, draft: TransferDraft) -> PostedTransfer:
+        """`post` inside an async transaction."""
+        return await tx.conn.run_sync(self.post, draft)
+
+    def _refuse_frozen(self, conn: Connection, draft: TransferDraft) -> None:
         # A suspended user's money stays put: no leg may take from their accounts.
         # Money coming in still lands, and the platform's own movements (reversals,
-        # expiring points) still post.
+        # expiring points, released holds) still post.
         if draft.reverses is not None or draft.kind in PLATFORM_INITIATED:
             return
         payers = {leg.account.owner for leg in draft.legs if leg.amount < 0 and leg.account.kind in USER_KINDS}
-        frozen = await frozen_repo.frozen_among(tx.conn, payers)
+        frozen = frozen_repo.frozen_among(conn, payers)
         if frozen:
             raise FailedPrecondition(
                 "the wallet is frozen while its owner is suspended",

@@ -47,7 +47,7 @@ class Wallet:
         async with self._db.read() as conn:
             owned = await accounts_repo.owned_by(conn, user_id)
             lots = await points_repo.unspent(conn, user_id, self._clock.now())
-            frozen = bool(await frozen_repo.frozen_among(conn, [user_id]))
+            frozen = bool(await conn.run_sync(frozen_repo.frozen_among, [user_id]))
         balances = tuple(BucketBalance(a.kind, a.currency, b) for a, b in owned if a.kind in USER_KINDS)
         return WalletBalance(user_id, balances, tuple(lots), frozen)
 

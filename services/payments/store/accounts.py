@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, or_, select, update
+from sqlalchemy import Connection, Row, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -14,7 +14,7 @@ from services.payments.domain.accounts import Account, AccountKind
 from services.payments.store.tables import accounts
 
 
-async def ensure(conn: AsyncConnection, wanted: Sequence[Account], now: datetime) -> None:
+def ensure(conn: Connection, wanted: Sequence[Account], now: datetime) -> None:
     """Open the accounts that do not exist yet (an existing account keeps its floor)."""
     if not wanted:
         return
@@ -31,10 +31,10 @@ async def ensure(conn: AsyncConnection, wanted: Sequence[Account], now: datetime
         }
         for a in sorted(wanted, key=lambda a: a.account_id)
     ]
-    await conn.execute(insert(accounts).on_conflict_do_nothing(index_elements=["id"]), rows)
+    conn.execute(insert(accounts).on_conflict_do_nothing(index_elements=["id"]), rows)
 
 
-async def add_to_balance(conn: AsyncConnection, account_id: str, delta: int) -> int | None:
+def add_to_balance(conn: Connection, account_id: str, delta: int) -> int | None:
     """Move ``account_id``'s balance by ``delta`` unless that crosses its floor.
 
     The guard is in the WHERE clause, so it holds under any concurrency: on PostgreSQL a
@@ -48,7 +48,7 @@ async def add_to_balance(conn: AsyncConnection, account_id: str, delta: int) -> 
         .values(balance=new_balance)
         .returning(accounts.c.balance)
     )
-    value = (await conn.execute(stmt)).scalar_one_or_none()
+    value = conn.execute(stmt).scalar_one_or_none()
     return None if value is None else int(value)
 
 

@@ -4,25 +4,25 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.payments.domain.idempotency import IdempotencyRecord
 from services.payments.store.tables import idempotency_keys
 
 
-async def get(conn: AsyncConnection, scope: str, key: str) -> IdempotencyRecord | None:
+def get(conn: Connection, scope: str, key: str) -> IdempotencyRecord | None:
     """The record of ``key`` in ``scope``, if any."""
     k = idempotency_keys.c
-    row = (await conn.execute(select(idempotency_keys).where(k.scope == scope, k.key == key))).first()
+    row = (conn.execute(select(idempotency_keys).where(k.scope == scope, k.key == key))).first()
     if row is None:
         return None
     return IdempotencyRecord(row.scope, row.key, row.request_hash, row.response, row.created_at, row.expires_at)
 
 
-async def put(conn: AsyncConnection, record: IdempotencyRecord) -> None:
+def put(conn: Connection, record: IdempotencyRecord) -> None:
     """Store a record (a duplicate key fails the transaction: the effect is rolled back)."""
-    await conn.execute(
+    conn.execute(
         insert(idempotency_keys).values(
             scope=record.scope,
             key=record.key,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.payments.domain.accounts import Account, AccountKind
@@ -28,14 +28,14 @@ class HistoryLine:
     description: str
 
 
-async def insert_transfer(conn: AsyncConnection, transfer_id: str, draft: TransferDraft, now: datetime) -> None:
+def insert_transfer(conn: Connection, transfer_id: str, draft: TransferDraft, now: datetime) -> None:
     """Write the transfer row and one entry per leg."""
-    await conn.execute(
+    conn.execute(
         insert(transfers).values(
             id=transfer_id, kind=draft.kind, description=draft.description, reverses=draft.reverses, created_at=now
         )
     )
-    await conn.execute(
+    conn.execute(
         insert(entries),
         [
             {

@@ -61,7 +61,7 @@ def test_balanced_transfer_is_accepted_and_applied() -> None:
 def test_unbalanced_transfer_is_refused_with_its_currency() -> None:
     """Entries summing to non-zero in a currency → UNBALANCED_TRANSFER naming the difference."""
     usd_cash = user_account("usr_a", AccountKind.CASH, "USD")
-    usd_escrow = platform_account(AccountKind.ESCROW, "USD")
+    usd_escrow = platform_account(AccountKind.ESCROW, "USD", shard=0)
     draft = TransferDraft("x", (Leg(BANK, -1000), Leg(CASH, 1000), Leg(usd_cash, 5), Leg(usd_escrow, -4)))
     with pytest.raises(InvalidArgument) as caught:
         validate_transfer(draft)
@@ -102,7 +102,7 @@ ACCOUNTS = [
     user_account("usr_b", AccountKind.CASH, "JPY"),
     user_account("usr_a", AccountKind.CREDIT, "JPY", credit_limit=3000),
     platform_account(AccountKind.BANK_CLEARING, "JPY"),
-    platform_account(AccountKind.ESCROW, "JPY"),
+    platform_account(AccountKind.ESCROW, "JPY", shard=0),
     user_account("usr_a", AccountKind.CASH, "USD"),
     platform_account(AccountKind.BANK_CLEARING, "USD"),
 ]

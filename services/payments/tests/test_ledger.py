@@ -18,7 +18,7 @@ from services.payments.service.ledger import PostedTransfer
 from services.payments.store.tables import entries, transfers
 
 BANK = platform_account(AccountKind.BANK_CLEARING, "JPY")
-ESCROW = platform_account(AccountKind.ESCROW, "JPY")
+ESCROW = platform_account(AccountKind.ESCROW, "JPY", shard=0)
 CASH = user_account("usr_a", AccountKind.CASH, "JPY")
 
 

@@ -17,7 +17,7 @@ from services.payments.domain.transfers import Leg, TransferDraft
 from services.payments.service.safety_feed import standing_consumer
 
 BANK = platform_account(AccountKind.BANK_CLEARING, "JPY")
-ESCROW = platform_account(AccountKind.ESCROW, "JPY")
+ESCROW = platform_account(AccountKind.ESCROW, "JPY", shard=0)
 CASH = user_account("usr_a", AccountKind.CASH, "JPY")
 
 
