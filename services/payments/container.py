@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from libs.clock import Clock, SystemClock
 from libs.events import Outbox
 from libs.storage import Database, upgrade
 from services.payments.config import PaymentsConfig
+from services.payments.service.card import CardProvider, SimulatedCardProvider
 from services.payments.service.expiry import PointsExpiry
 from services.payments.service.housekeeping import Housekeeping
 from services.payments.service.idempotency import IdempotentCalls
 from services.payments.service.ledger import Ledger
+from services.payments.service.payments import Payments, PaymentSettings
 from services.payments.service.points import PointsGranter
+from services.payments.service.risk import NoRisk, RiskAssessor
 from services.payments.service.wallet import Wallet
 from services.payments.store.tables import outbox as outbox_table
 
@@ -33,16 +37,34 @@ class PaymentsContainer:
     points: PointsGranter
     wallet: Wallet
     expiry: PointsExpiry
+    payments: Payments
+    cards: CardProvider
     housekeeping: Housekeeping
 
 
-def assemble(config: PaymentsConfig, db: Database, clock: Clock | None = None) -> PaymentsContainer:
-    """Wire the use cases on an existing (migrated) database."""
+def assemble(
+    config: PaymentsConfig,
+    db: Database,
+    clock: Clock | None = None,
+    *,
+    risk: RiskAssessor | None = None,
+    cards: CardProvider | None = None,
+) -> PaymentsContainer:
+    """Wire the use cases on an existing (migrated) database. Without ``risk`` payments
+    are unassessed (the fail-open limit applies); without ``cards`` the simulated provider.
+    """
     clock = clock or SystemClock()
     outbox = Outbox(outbox_table, clock=clock)
     ledger = Ledger(db, clock)
     calls = IdempotentCalls(db, clock, config.idempotency_retention)
     expiry = PointsExpiry(db, ledger, outbox, clock)
+    cards = cards or SimulatedCardProvider()
+    settings = PaymentSettings(
+        fee_bps=config.fee_bps,
+        hold=timedelta(hours=config.hold_hours),
+        risk_fail_open_max=config.risk_fail_open_max,
+    )
+    payments = Payments(db, ledger, calls, outbox, clock, risk or NoRisk(), cards, settings)
     return PaymentsContainer(
         config=config,
         db=db,
@@ -53,12 +75,16 @@ def assemble(config: PaymentsConfig, db: Database, clock: Clock | None = None) -
         points=PointsGranter(ledger, calls, outbox, clock),
         wallet=Wallet(db, clock),
         expiry=expiry,
-        housekeeping=Housekeeping(expiry, calls),
+        payments=payments,
+        cards=cards,
+        housekeeping=Housekeeping(expiry, calls, payments),
     )
 
 
-async def build_container(config: PaymentsConfig, *, clock: Clock | None = None) -> PaymentsContainer:
+async def build_container(
+    config: PaymentsConfig, *, clock: Clock | None = None, risk: RiskAssessor | None = None
+) -> PaymentsContainer:
     """Open the database, apply migrations and wire everything."""
     db = Database(config.database_url)
     await upgrade(db, MIGRATIONS)
-    return assemble(config, db, clock)
+    return assemble(config, db, clock, risk=risk)

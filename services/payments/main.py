@@ -7,6 +7,7 @@ import contextlib
 from dataclasses import dataclass
 
 import grpc
+from furima.tns.v1.risk_service_pb2 import DESCRIPTOR as RISK_DESCRIPTOR
 
 from libs.auth import TokenVerifier
 from libs.clock import Clock
@@ -15,12 +16,15 @@ from libs.identity import RemoteIdentity
 from libs.rpc import GrpcServer, ServerConfig, make_channel, tune_gc_for_serving
 from libs.telemetry import setup_telemetry
 from services.payments.api.ledger import LEDGER_SERVICE, LedgerServicer, register_ledger
+from services.payments.api.payments import PAYMENT_SERVICE, PaymentServicer, register_payments
 from services.payments.api.points import POINTS_SERVICE, PointsServicer, register_points
 from services.payments.api.wallet import WALLET_SERVICE, WalletServicer, register_wallet
 from services.payments.config import PaymentsConfig
 from services.payments.container import PaymentsContainer, build_container
+from services.payments.service.risk import RiskAssessor, TnsRisk
 from services.payments.service.safety_feed import standing_consumer
 
+RISK_SERVICE = RISK_DESCRIPTOR.services_by_name["RiskService"]
 SERVICE_NAME = "furima.payments"
 AUDIENCE = "furima.payments"
 
@@ -65,6 +69,7 @@ def build_server(container: PaymentsContainer, server_config: ServerConfig, veri
     server.add(register_ledger, LedgerServicer(c.ledger), LEDGER_SERVICE)
     server.add(register_wallet, WalletServicer(c.wallet), WALLET_SERVICE)
     server.add(register_points, PointsServicer(c.points), POINTS_SERVICE)
+    server.add(register_payments, PaymentServicer(c.payments), PAYMENT_SERVICE)
     server.add(*event_stream_service(OutboxEventSource(c.db, c.outbox, SERVICE_NAME)))
     return server
 
@@ -86,13 +91,17 @@ async def start_payments_service(
         jwks_min_refresh_interval=jwks_min_refresh_interval,
     )
     await identity.start()
-    container = await build_container(config, clock=clock)
-    server = build_server(container, server_config, identity.verifier)
-    service = PaymentsService(container, server, identity)
+    tns_channel = None
+    risk: RiskAssessor | None = None
     if config.tns_target:
+        tns_channel = make_channel(config.tns_target, services=[RISK_SERVICE], tokens=identity.tokens)
+        risk = TnsRisk(tns_channel, config.risk_timeout)
+    container = await build_container(config, clock=clock, risk=risk)
+    server = build_server(container, server_config, identity.verifier)
+    service = PaymentsService(container, server, identity, tns_channel=tns_channel)
+    if tns_channel is not None:
         # Suspensions decided by TnS freeze wallets; the feed retries while TnS is down.
-        service.tns_channel = make_channel(config.tns_target, tokens=identity.tokens)
-        feed = standing_consumer(container.db, GrpcEventSource(service.tns_channel))
+        feed = standing_consumer(container.db, GrpcEventSource(tns_channel))
         service.safety_feed = asyncio.create_task(feed.run(), name="payments-tns-standing")
     if config.points_sweep_interval > 0:
         container.housekeeping.start(config.points_sweep_interval)

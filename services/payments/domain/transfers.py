@@ -31,7 +31,9 @@ class Leg:
 
 POINTS_EXPIRY = "points_expiry"
 """The kind of the transfer that returns expired points to their campaign's budget."""
-PLATFORM_INITIATED = frozenset({POINTS_EXPIRY})
+PAYMENT_REFUND = "payment_refund"
+"""A refund: after completion it takes back the seller's proceeds, frozen or not."""
+PLATFORM_INITIATED = frozenset({POINTS_EXPIRY, PAYMENT_REFUND})
 """Kinds the platform posts on its own account: they apply even to a frozen wallet."""
 
 

@@ -1,5 +1,6 @@
-"""Periodic housekeeping of a payments process: expire points, forget idempotency keys
-past their retention. Both are safe to run in several processes at once.
+"""Periodic housekeeping of a payments process: expire points, release payment holds
+that were not captured in time, forget idempotency keys past their retention. All are
+safe to run in several processes at once.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import structlog
 
 from services.payments.service.expiry import PointsExpiry
 from services.payments.service.idempotency import IdempotentCalls
+from services.payments.service.payments import Payments
 
 log = structlog.get_logger("furima.payments.housekeeping")
 
@@ -18,21 +20,26 @@ log = structlog.get_logger("furima.payments.housekeeping")
 class Housekeeping:
     """Runs the sweeps every ``interval`` seconds in the background."""
 
-    def __init__(self, expiry: PointsExpiry, calls: IdempotentCalls) -> None:
+    def __init__(self, expiry: PointsExpiry, calls: IdempotentCalls, payments: Payments) -> None:
         self._expiry = expiry
         self._calls = calls
+        self._payments = payments
         self._task: asyncio.Task[None] | None = None
 
-    async def run_once(self) -> tuple[int, int]:
-        """One round: ``(lots expired, idempotency keys forgotten)``."""
-        return await self._expiry.sweep_once(), await self._calls.purge_expired()
+    async def run_once(self) -> tuple[int, int, int]:
+        """One round: ``(lots expired, holds expired, idempotency keys forgotten)``."""
+        lots = await self._expiry.sweep_once()
+        holds = await self._payments.expire_holds()
+        return lots, holds, await self._calls.purge_expired()
 
     async def _loop(self, interval: float) -> None:
         while True:
             try:
-                expired, purged = await self.run_once()
-                if expired or purged:
-                    log.info("housekeeping", points_lots_expired=expired, idempotency_keys_purged=purged)
+                lots, holds, purged = await self.run_once()
+                if lots or holds or purged:
+                    log.info(
+                        "housekeeping", points_lots_expired=lots, holds_expired=holds, idempotency_keys_purged=purged
+                    )
             except Exception as exc:  # noqa: BLE001 — the next round retries
                 log.warning("housekeeping failed", error=str(exc))
             await asyncio.sleep(interval)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from sqlalchemy import Connection, select, text
@@ -71,24 +72,40 @@ class IdempotentCalls:
         """Like `run` for an effect on a synchronous connection (`Database.write_sync`: on
         a SQLite file the whole transaction runs inline, with no thread hops).
         """
+        async with self.claim(scope, key, fingerprint) as claim:
+            if claim.stored is not None:
+                return claim.stored
+            response, _ = await claim.commit(effect)
+            return response
+
+    @asynccontextmanager
+    async def claim(self, scope: str, key: str, fingerprint: str) -> AsyncIterator[Claim]:
+        """Hold ``key`` in this process for a call that does work before its transaction
+        (a risk check, a card authorization): ``claim.stored`` is the earlier response, if
+        any; otherwise do the work and ``await claim.commit(effect)``.
+        """
         stored = await self._stored(scope, key, fingerprint)
         if stored is not None:
-            return stored
+            yield Claim(self, scope, key, fingerprint, stored)
+            return
+        with self._slot(scope, key):
+            yield Claim(self, scope, key, fingerprint, None)
 
-        def body(conn: Connection) -> str:
+    async def _commit(self, scope: str, key: str, fingerprint: str, effect: SyncEffect) -> tuple[str, bool]:
+        def body(conn: Connection) -> tuple[str, bool]:
+            # Another process may hold the key (PostgreSQL): refuse rather than wait.
             if conn.dialect.name == "postgresql" and not conn.scalar(
                 text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _lock_key(scope, key)}
             ):
                 raise _in_flight(key)
             record = idempotency_repo.get(conn, scope, key)
             if record is not None:
-                return replay(record, fingerprint)
+                return replay(record, fingerprint), False
             response = effect(conn)
             self._remember(conn, scope, key, fingerprint, response)
-            return response
+            return response, True
 
-        with self._slot(scope, key):
-            return await self._db.write_sync(body)
+        return await self._db.write_sync(body)
 
     async def _stored(self, scope: str, key: str, fingerprint: str) -> str | None:
         # A replay is the common repeat: answer it without taking the write lock.
@@ -124,3 +141,22 @@ class _Running:
 
     def __exit__(self, *exc: object) -> None:
         self._running.discard(self._slot)
+
+
+class Claim:
+    """A key held by `IdempotentCalls.claim`."""
+
+    def __init__(self, calls: IdempotentCalls, scope: str, key: str, fingerprint: str, stored: str | None) -> None:
+        self._calls = calls
+        self._scope = scope
+        self._key = key
+        self._fingerprint = fingerprint
+        self.stored = stored
+        """The response of an earlier call with this key (then nothing is to be done)."""
+
+    async def commit(self, effect: SyncEffect) -> tuple[str, bool]:
+        """Run ``effect`` and remember its response in one transaction. Returns the response
+        and True, or — when another process finished the key meanwhile — its response and
+        False (``effect`` did not run).
+        """
+        return await self._calls._commit(self._scope, self._key, self._fingerprint, effect)

@@ -68,3 +68,15 @@ async def balance_of(conn: AsyncConnection, account_id: str) -> int | None:
     """The balance of one account (None when it does not exist)."""
     value = await conn.scalar(select(accounts.c.balance).where(accounts.c.id == account_id))
     return None if value is None else int(value)
+
+
+def balances_of(conn: Connection, account_ids: Sequence[str], *, lock: bool = False) -> dict[str, int]:
+    """The balances of the accounts that exist among ``account_ids``; ``lock`` takes their
+    row locks (PostgreSQL) for a decision that depends on them.
+    """
+    if not account_ids:
+        return {}
+    query = select(accounts.c.id, accounts.c.balance).where(accounts.c.id.in_(sorted(set(account_ids))))
+    if lock and conn.dialect.name == "postgresql":
+        query = query.order_by(accounts.c.id).with_for_update()
+    return {r.id: int(r.balance) for r in conn.execute(query)}

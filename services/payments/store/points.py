@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.payments.domain.points import PointsLot
@@ -68,3 +68,32 @@ async def take_remaining(conn: AsyncConnection, lot_id: str, expected: int) -> b
         update(points_lots).where(points_lots.c.id == lot_id, points_lots.c.remaining == expected).values(remaining=0)
     )
     return bool(result.rowcount)
+
+
+def spendable(conn: Connection, user_id: str, currency: str, now: datetime) -> list[PointsLot]:
+    """A user's unexpired lots with points left in ``currency``, soonest expiry first."""
+    p = points_lots.c
+    query = (
+        select(p.id, p.user_id, p.granted, p.remaining, p.currency, p.campaign_id, p.expires_at)
+        .where(p.user_id == user_id, p.currency == currency, p.remaining > 0, p.expires_at > now)
+        .order_by(p.expires_at, p.id)
+    )
+    return [
+        PointsLot(r.id, r.user_id, int(r.granted), int(r.remaining), r.currency, r.campaign_id, r.expires_at)
+        for r in conn.execute(query)
+    ]
+
+
+def spend(conn: Connection, lot_id: str, points: int) -> bool:
+    """Take ``points`` from a lot if it still has them (guarded); False otherwise."""
+    p = points_lots.c
+    result = conn.execute(
+        update(points_lots).where(p.id == lot_id, p.remaining >= points).values(remaining=p.remaining - points)
+    )
+    return bool(result.rowcount)
+
+
+def give_back(conn: Connection, lot_id: str, points: int) -> None:
+    """Return ``points`` to the lot they were spent from (an expired lot's are swept next round)."""
+    p = points_lots.c
+    conn.execute(update(points_lots).where(p.id == lot_id).values(remaining=p.remaining + points))

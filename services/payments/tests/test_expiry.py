@@ -52,6 +52,6 @@ async def test_housekeeping_round_expires_points_and_forgets_old_keys(
     """Three days on: the expiring lot is swept and both grants' idempotency keys (48 h) are forgotten."""
     await payments.points.grant("svc-marketing", SOON)
     await payments.points.grant("svc-marketing", LATER)
-    assert await payments.housekeeping.run_once() == (0, 0)
+    assert await payments.housekeeping.run_once() == (0, 0, 0)
     clock.advance(timedelta(days=3).total_seconds())
-    assert await payments.housekeeping.run_once() == (1, 2)
+    assert await payments.housekeeping.run_once() == (1, 0, 2)

@@ -1,0 +1,556 @@
+"""Payment use cases: authorize (after the risk check), capture, cancel, review, complete,
+refund, expire. Each is one transaction holding the ledger transfer, the payment's new
+state, its event and (for client calls) the idempotency record.
+
+The money moves through the platform's books like this:
+
+- authorize: buyer's sources (points, cash, credit, card clearing) → holds
+- capture: holds → escrow, and what is not captured → back to the sources
+- cancel / decline after review / expire: holds → back to the sources
+- complete: escrow → seller's sales proceeds + fee revenue
+- refund: escrow (before completion) or seller's proceeds + fee revenue (after) → sources
+
+Hot platform books (holds, escrow, fee revenue) are split into shards chosen by payment
+id, so concurrent payments do not queue on one row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, func, select
+
+from libs.clock import Clock
+from libs.errors import FailedPrecondition, NotFound
+from libs.events import Outbox
+from libs.ids import new_ulid
+from libs.storage import Database
+from services.payments.domain.accounts import (
+    Account,
+    AccountKind,
+    platform_account,
+    shard_of,
+    user_account,
+)
+from services.payments.domain.idempotency import request_hash
+from services.payments.domain.payments import (
+    Available,
+    CreateRequest,
+    FundingLine,
+    NotEnoughFunds,
+    Operation,
+    Payment,
+    PaymentStatus,
+    RefundRecord,
+    Remainder,
+    RiskOutcome,
+    Source,
+    allocate_return,
+    fee_for,
+    fee_share,
+    plan_funding,
+    refund_limit,
+    require_status,
+    validate_amount,
+    validate_create,
+    validate_reference,
+)
+from services.payments.domain.points import plan_spend
+from services.payments.domain.transfers import PAYMENT_REFUND, Leg, TransferDraft
+from services.payments.service._events import payment_event
+from services.payments.service.card import CardProvider
+from services.payments.service.idempotency import IdempotentCalls
+from services.payments.service.ledger import Ledger
+from services.payments.service.risk import RiskAssessor, RiskQuery, assess_or_fail_closed
+from services.payments.store import accounts as accounts_repo
+from services.payments.store import payments as payments_repo
+from services.payments.store import points as points_repo
+from services.payments.store.tables import accounts, points_lots
+
+AUTHORIZATION = "payment_authorization"
+CAPTURE = "payment_capture"
+RELEASE = "payment_release"
+COMPLETION = "payment_completion"
+
+# Statuses whose funds are held until captured, and so expire.
+ALLOWS_EXPIRY = frozenset({PaymentStatus.AUTHORIZED, PaymentStatus.IN_REVIEW})
+# (authorization, captured, released, refunded): what to tell the card provider after commit.
+CardMove = tuple[str, int, int, int]
+
+
+@dataclass(frozen=True)
+class PaymentSettings:
+    """The knobs of the payment flows (from PaymentsConfig)."""
+
+    fee_bps: int = 1000
+    hold: timedelta = timedelta(days=7)
+    risk_fail_open_max: int = 10_000
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    payment_id: str
+    plan: dict[Source, int]
+    risk: RiskOutcome
+    card_reference: str | None
+
+
+def encode_payment(payment: Payment) -> str:
+    """The stored response of a payment call (replayed verbatim)."""
+    return orjson.dumps(payment).decode()
+
+
+def decode_payment(stored: str) -> Payment:
+    """A payment back from `encode_payment`."""
+    raw: dict[str, Any] = orjson.loads(stored)
+    when = datetime.fromisoformat
+    return Payment(
+        **{
+            **raw,
+            "status": PaymentStatus(raw["status"]),
+            "remainder": Remainder(raw["remainder"]),
+            "risk": RiskOutcome(**{**raw["risk"], "reason_codes": tuple(raw["risk"]["reason_codes"])}),
+            "created_at": when(raw["created_at"]),
+            "updated_at": when(raw["updated_at"]),
+            "hold_expires_at": when(raw["hold_expires_at"]) if raw["hold_expires_at"] else None,
+            "funding": tuple(FundingLine(Source(f["source"]), f["amount"], f["returned"]) for f in raw["funding"]),
+            "refunds": tuple(
+                RefundRecord(r["refund_id"], r["amount"], r["reason"], when(r["created_at"])) for r in raw["refunds"]
+            ),
+        }
+    )
+
+
+def _source_account(payment: Payment, source: Source) -> Account:
+    if source is Source.CARD:
+        return platform_account(AccountKind.CARD_CLEARING, payment.currency)
+    kind = {Source.POINTS: AccountKind.POINTS, Source.CASH: AccountKind.CASH, Source.CREDIT: AccountKind.CREDIT}
+    return user_account(payment.buyer_id, kind[source], payment.currency)
+
+
+def _book(kind: AccountKind, payment: Payment) -> Account:
+    return platform_account(kind, payment.currency, shard=payment.shard)
+
+
+def _legs(*pairs: tuple[Account, int]) -> tuple[Leg, ...]:
+    """Legs without zero amounts, one per account (amounts on the same account add up)."""
+    total: dict[str, int] = {}
+    by_id: dict[str, Account] = {}
+    for account, amount in pairs:
+        total[account.account_id] = total.get(account.account_id, 0) + amount
+        by_id[account.account_id] = account
+    return tuple(Leg(by_id[i], amount) for i, amount in total.items() if amount)
+
+
+class Payments:
+    """The payment flows of one payments process."""
+
+    def __init__(
+        self,
+        db: Database,
+        ledger: Ledger,
+        calls: IdempotentCalls,
+        outbox: Outbox,
+        clock: Clock,
+        risk: RiskAssessor,
+        cards: CardProvider,
+        settings: PaymentSettings,
+    ) -> None:
+        self._db = db
+        self._ledger = ledger
+        self._calls = calls
+        self._outbox = outbox
+        self._clock = clock
+        self._risk = risk
+        self._cards = cards
+        self._settings = settings
+
+    # -- create ----------------------------------------------------------------------
+
+    async def create(self, caller: str, request: CreateRequest) -> Payment:
+        """Fund, assess and hold a payment; once per (caller, idempotency key)."""
+        validate_create(request)
+        fingerprint = request_hash({k: v for k, v in vars(request).items() if k != "idempotency_key"})
+        async with self._calls.claim(f"{caller}:CreatePayment", request.idempotency_key, fingerprint) as claim:
+            if claim.stored is not None:
+                return decode_payment(claim.stored)
+            prepared = await self._prepare(request)
+            try:
+                stored, fresh = await claim.commit(
+                    lambda conn: encode_payment(self._authorize(conn, request, prepared))
+                )
+            except BaseException:
+                await self._release_card(prepared)
+                raise
+            if not fresh:
+                await self._release_card(prepared)
+            payment = decode_payment(stored)
+            if fresh and prepared.card_reference and payment.status is PaymentStatus.CAPTURED:
+                await self._cards.settle(prepared.card_reference, prepared.plan[Source.CARD], 0, 0)
+            return payment
+
+    async def _prepare(self, request: CreateRequest) -> _Prepared:
+        # Outside the transaction: the plan from a fresh read (the transaction's guarded
+        # updates refuse it if the money went meanwhile), the risk call, the card.
+        payment_id = new_ulid("pay_")
+        plan = plan_funding(request.amount, await self._available(request), request.remainder, request.skip_points)
+        method = next(s for s in reversed(list(Source)) if s in plan)
+        query = RiskQuery(
+            payment_id,
+            request.buyer_id,
+            request.seller_id,
+            request.amount,
+            request.currency,
+            method,
+            request.device_id,
+            request.ip_address,
+        )
+        risk = await assess_or_fail_closed(self._risk, query, self._settings.risk_fail_open_max)
+        card = None
+        if risk.decision != "DECLINE" and plan.get(Source.CARD):
+            card = await self._cards.authorize(request.card_token, plan[Source.CARD], request.currency, payment_id)
+        return _Prepared(payment_id, plan, risk, card)
+
+    async def _release_card(self, prepared: _Prepared) -> None:
+        if prepared.card_reference is not None:
+            await self._cards.settle(prepared.card_reference, 0, prepared.plan[Source.CARD], 0)
+
+    async def _available(self, request: CreateRequest) -> Available:
+        buyer, currency = request.buyer_id, request.currency
+        a = accounts.c
+        row = await self._db.fetch_one(
+            select(
+                func.sum(a.balance).filter(a.kind == AccountKind.CASH.value).label("cash"),
+                func.sum(a.balance - a.floor).filter(a.kind == AccountKind.CREDIT.value).label("credit"),
+            ).where(a.owner == buyer, a.currency == currency)
+        )
+        p = points_lots.c
+        points = await self._db.fetch_one(
+            select(func.sum(p.remaining).label("points")).where(
+                p.user_id == buyer, p.currency == currency, p.remaining > 0, p.expires_at > self._clock.now()
+            )
+        )
+        return Available(
+            points=int((points.points if points else 0) or 0),
+            cash=int((row.cash if row else 0) or 0),
+            credit=int((row.credit if row else 0) or 0),
+        )
+
+    def _authorize(self, conn: Connection, request: CreateRequest, prepared: _Prepared) -> Payment:
+        now = self._clock.now()
+        decision = prepared.risk.decision
+        declined = decision == "DECLINE"
+        status = (
+            PaymentStatus.DECLINED
+            if declined
+            else PaymentStatus.IN_REVIEW
+            if decision == "REVIEW"
+            else PaymentStatus.CAPTURED
+            if request.capture
+            else PaymentStatus.AUTHORIZED
+        )
+        plan = {} if declined else prepared.plan
+        payment = Payment(
+            payment_id=prepared.payment_id,
+            order_id=request.order_id,
+            buyer_id=request.buyer_id,
+            seller_id=request.seller_id,
+            amount=request.amount,
+            currency=request.currency,
+            status=status,
+            remainder=request.remainder,
+            captured=request.amount if status is PaymentStatus.CAPTURED else 0,
+            refunded=0,
+            fee=0,
+            shard=shard_of(prepared.payment_id),
+            risk=prepared.risk,
+            description=request.description,
+            created_at=now,
+            updated_at=now,
+            hold_expires_at=now + self._settings.hold if status in ALLOWS_EXPIRY else None,
+            card_reference=prepared.card_reference,
+            funding=tuple(FundingLine(s, plan[s]) for s in Source if s in plan),
+        )
+        spent: list[tuple[str, int]] = []
+        if plan:
+            if Source.POINTS in plan:
+                spent = self._spend_points(conn, payment, plan[Source.POINTS], now)
+            target = AccountKind.ESCROW if status is PaymentStatus.CAPTURED else AccountKind.HOLDS
+            legs = _legs(
+                *((_source_account(payment, s), -n) for s, n in plan.items()),
+                (_book(target, payment), request.amount),
+            )
+            kind = CAPTURE if status is PaymentStatus.CAPTURED else AUTHORIZATION
+            self._ledger.post(conn, TransferDraft(kind, legs, f"payment {payment.payment_id} for {request.order_id}"))
+        payments_repo.insert_payment(conn, payment)
+        payments_repo.record_points(conn, payment.payment_id, spent)
+        moved = payment.captured if status is PaymentStatus.CAPTURED else (0 if declined else payment.amount)
+        self._emit(conn, payment, status.value, moved)
+        return payment
+
+    def _spend_points(self, conn: Connection, payment: Payment, points: int, now: datetime) -> list[tuple[str, int]]:
+        lots = points_repo.spendable(conn, payment.buyer_id, payment.currency, now)
+        try:
+            spent = plan_spend(lots, points, now)
+        except ValueError as exc:
+            raise NotEnoughFunds("the points were spent meanwhile", metadata={"source": "POINTS"}) from exc
+        for lot_id, n in spent:
+            if not points_repo.spend(conn, lot_id, n):
+                raise NotEnoughFunds("the points were spent meanwhile", metadata={"source": "POINTS"})
+        return spent
+
+    # -- operations on an existing payment ---------------------------------------------
+
+    async def capture(
+        self, caller: str, key: str, payment_id: str, amount: int | None, currency: str | None
+    ) -> Payment:
+        """Capture all or part of an AUTHORIZED payment into escrow; the rest goes back."""
+        validate_reference(key, payment_id)
+
+        def effect(conn: Connection, moves: list[CardMove]) -> Payment:
+            payment = self._locked(conn, payment_id, Operation.CAPTURE)
+            validate_amount(amount, currency, payment.currency)
+            take = payment.amount if amount is None else amount
+            if take > payment.amount:
+                raise FailedPrecondition(
+                    f"{take} is more than the {payment.amount} authorized",
+                    reason="CAPTURE_EXCEEDS_AUTHORIZED",
+                )
+            back = allocate_return(payment.amount - take, payment.unreturned())
+            legs = [(_book(AccountKind.HOLDS, payment), -payment.amount), (_book(AccountKind.ESCROW, payment), take)]
+            if payment.card_reference:
+                card = payment.unreturned().get(Source.CARD, 0)
+                moves.append((payment.card_reference, card - back.get(Source.CARD, 0), back.get(Source.CARD, 0), 0))
+            return self._move(
+                conn, payment, CAPTURE, legs, back, PaymentStatus.CAPTURED, take, captured=take, hold_expires_at=None
+            )
+
+        return await self._run(caller, "CapturePayment", key, {"payment_id": payment_id, "amount": amount}, effect)
+
+    async def cancel(self, caller: str, key: str, payment_id: str, reason: str) -> Payment:
+        """Release the hold of an AUTHORIZED or IN_REVIEW payment."""
+        validate_reference(key, payment_id, reason)
+        return await self._run(
+            caller,
+            "CancelPayment",
+            key,
+            {"payment_id": payment_id, "reason": reason},
+            lambda conn, moves: self._release(conn, payment_id, Operation.CANCEL, PaymentStatus.CANCELED, moves),
+        )
+
+    async def review(self, caller: str, key: str, payment_id: str, approve: bool, note: str) -> Payment:
+        """A reviewer's decision: approve → AUTHORIZED; reject → DECLINED, hold released."""
+        validate_reference(key, payment_id, note, "note")
+
+        def effect(conn: Connection, moves: list[CardMove]) -> Payment:
+            if not approve:
+                return self._release(conn, payment_id, Operation.REVIEW, PaymentStatus.DECLINED, moves)
+            payment = self._locked(conn, payment_id, Operation.REVIEW)
+            return self._move(conn, payment, "", [], {}, PaymentStatus.AUTHORIZED, 0)
+
+        fields = {"payment_id": payment_id, "approve": approve, "note": note}
+        return await self._run(caller, "ReviewPayment", key, fields, effect)
+
+    async def complete(self, caller: str, key: str, payment_id: str) -> Payment:
+        """Release escrow to the seller's sales proceeds minus the platform fee."""
+        validate_reference(key, payment_id)
+
+        def effect(conn: Connection, moves: list[CardMove]) -> Payment:
+            payment = self._locked(conn, payment_id, Operation.COMPLETE)
+            net = payment.captured - payment.refunded
+            fee = fee_for(net, self._settings.fee_bps)
+            seller = user_account(payment.seller_id, AccountKind.SALES, payment.currency)
+            legs = [
+                (_book(AccountKind.ESCROW, payment), -net),
+                (seller, net - fee),
+                (_book(AccountKind.FEE_REVENUE, payment), fee),
+            ]
+            return self._move(conn, payment, COMPLETION, legs, {}, PaymentStatus.COMPLETED, net, fee=fee)
+
+        return await self._run(caller, "CompletePayment", key, {"payment_id": payment_id}, effect)
+
+    async def refund(
+        self, caller: str, key: str, payment_id: str, amount: int | None, currency: str | None, reason: str
+    ) -> tuple[Payment, RefundRecord]:
+        """Refund all or part of what was captured to the original sources."""
+        validate_reference(key, payment_id, reason)
+
+        def effect(conn: Connection, moves: list[CardMove]) -> Payment:
+            payment = self._locked(conn, payment_id, Operation.REFUND)
+            validate_amount(amount, currency, payment.currency)
+            take = refund_limit(payment, amount)
+            back = allocate_return(take, payment.unreturned())
+            fee_back = 0
+            if payment.status is PaymentStatus.COMPLETED:
+                fee_back = fee_share(take, payment.captured - payment.refunded, payment.fee)
+                seller = user_account(payment.seller_id, AccountKind.SALES, payment.currency)
+                legs = [(seller, -(take - fee_back)), (_book(AccountKind.FEE_REVENUE, payment), -fee_back)]
+            else:
+                legs = [(_book(AccountKind.ESCROW, payment), -take)]
+            if payment.card_reference and back.get(Source.CARD):
+                moves.append((payment.card_reference, 0, 0, back[Source.CARD]))
+            refunded = payment.refunded + take
+            status = PaymentStatus.REFUNDED if refunded == payment.captured else payment.status
+            record = RefundRecord(new_ulid("rfd_"), take, reason, self._clock.now())
+            return self._move(
+                conn,
+                payment,
+                PAYMENT_REFUND,
+                legs,
+                back,
+                status,
+                take,
+                refund=record,
+                refunded=refunded,
+                fee=payment.fee - fee_back,
+            )
+
+        fields = {"payment_id": payment_id, "amount": amount, "reason": reason}
+        payment = await self._run(caller, "RefundPayment", key, fields, effect)
+        return payment, payment.refunds[-1]
+
+    async def expire_holds(self, limit: int = 200) -> int:
+        """Release the holds that were not captured in time; returns how many expired."""
+        async with self._db.read() as aconn:
+            due = await aconn.run_sync(payments_repo.expired_holds, self._clock.now(), limit)
+        expired = 0
+        for payment_id in due:
+            moves: list[CardMove] = []
+
+            def effect(conn: Connection, payment_id: str = payment_id, moves: list[CardMove] = moves) -> Payment:
+                return self._release(conn, payment_id, Operation.EXPIRE, PaymentStatus.EXPIRED, moves)
+
+            try:
+                await self._db.write_sync(effect)
+            except FailedPrecondition:
+                continue  # captured or canceled meanwhile
+            expired += 1
+            await self._settle(moves)
+        return expired
+
+    async def get(self, payment_id: str) -> Payment:
+        """One payment; NOT_FOUND when there is none."""
+        async with self._db.read() as conn:
+            payment = await conn.run_sync(payments_repo.get, payment_id)
+        if payment is None:
+            raise NotFound(f"no payment {payment_id!r}", reason="PAYMENT_NOT_FOUND")
+        return payment
+
+    # -- the shared mechanics ----------------------------------------------------------
+
+    async def _run(
+        self,
+        caller: str,
+        method: str,
+        key: str,
+        fields: Mapping[str, object],
+        effect: Callable[[Connection, list[CardMove]], Payment],
+    ) -> Payment:
+        moves: list[CardMove] = []
+        async with self._calls.claim(f"{caller}:{method}", key, request_hash(fields)) as claim:
+            if claim.stored is not None:
+                return decode_payment(claim.stored)
+            stored, fresh = await claim.commit(lambda conn: encode_payment(effect(conn, moves)))
+        if fresh:
+            await self._settle(moves)
+        return decode_payment(stored)
+
+    async def _settle(self, moves: list[CardMove]) -> None:
+        # After the commit: the ledger is the truth, the provider is told what happened.
+        for authorization, captured, released, refunded in moves:
+            await self._cards.settle(authorization, captured, released, refunded)
+
+    def _locked(self, conn: Connection, payment_id: str, operation: Operation) -> Payment:
+        payment = payments_repo.get(conn, payment_id, for_update=True)
+        if payment is None:
+            raise NotFound(f"no payment {payment_id!r}", reason="PAYMENT_NOT_FOUND")
+        require_status(payment.status, operation)
+        return payment
+
+    def _release(
+        self, conn: Connection, payment_id: str, operation: Operation, status: PaymentStatus, moves: list[CardMove]
+    ) -> Payment:
+        payment = self._locked(conn, payment_id, operation)
+        back = payment.unreturned()
+        if payment.card_reference and back.get(Source.CARD):
+            moves.append((payment.card_reference, 0, back[Source.CARD], 0))
+        legs = [(_book(AccountKind.HOLDS, payment), -sum(back.values()))]
+        return self._move(conn, payment, RELEASE, legs, back, status, sum(back.values()), hold_expires_at=None)
+
+    def _move(
+        self,
+        conn: Connection,
+        payment: Payment,
+        kind: str,
+        legs: list[tuple[Account, int]],
+        back: dict[Source, int],
+        status: PaymentStatus,
+        moved: int,
+        *,
+        refund: RefundRecord | None = None,
+        **changes: Any,
+    ) -> Payment:
+        """Post the transfer (legs plus money back to the sources), return points to their
+        lots, move the payment to ``status`` (guarded), record the refund and the event.
+        """
+        now = self._clock.now()
+        returns = self._returns(conn, payment, back)
+        all_legs = _legs(*legs, *returns)
+        transfer_id = ""
+        if all_legs:
+            transfer_id = self._ledger.post(
+                conn, TransferDraft(kind, all_legs, f"{kind} of {payment.payment_id}")
+            ).transfer_id
+        if back:
+            payments_repo.add_returned(conn, payment.payment_id, back)
+        if not payments_repo.transition(conn, payment.payment_id, payment.status, status, updated_at=now, **changes):
+            raise FailedPrecondition("the payment changed meanwhile; retry", reason="CONCURRENT_UPDATE")
+        if refund is not None:
+            payments_repo.insert_refund(conn, payment.payment_id, refund, payment.currency, transfer_id)
+        funding = tuple(replace(f, returned=f.returned + back.get(f.source, 0)) for f in payment.funding)
+        updated = replace(
+            payment,
+            status=status,
+            updated_at=now,
+            funding=funding,
+            refunds=(*payment.refunds, refund) if refund else payment.refunds,
+            **changes,
+        )
+        transition = "REFUNDED" if refund is not None else status.value
+        self._emit(conn, updated, transition, moved, refund.refund_id if refund else "")
+        return updated
+
+    def _returns(self, conn: Connection, payment: Payment, back: dict[Source, int]) -> list[tuple[Account, int]]:
+        """The legs that give money back to the sources. Points go back to the lots they
+        came from; credit is given back at most up to what is owed (the rest to cash).
+        """
+        legs: list[tuple[Account, int]] = []
+        for source, amount in back.items():
+            if source is Source.POINTS:
+                self._return_points(conn, payment, amount)
+            if source is Source.CREDIT:
+                credit = _source_account(payment, Source.CREDIT)
+                owed = -accounts_repo.balances_of(conn, [credit.account_id], lock=True).get(credit.account_id, 0)
+                to_credit = min(amount, max(owed, 0))
+                legs.append((credit, to_credit))
+                legs.append((_source_account(payment, Source.CASH), amount - to_credit))
+                continue
+            legs.append((_source_account(payment, source), amount))
+        return legs
+
+    def _return_points(self, conn: Connection, payment: Payment, points: int) -> None:
+        left = points
+        for lot_id, unreturned in payments_repo.points_to_return(conn, payment.payment_id):
+            if not left:
+                break
+            n = min(left, unreturned)
+            points_repo.give_back(conn, lot_id, n)
+            payments_repo.mark_points_returned(conn, payment.payment_id, lot_id, n)
+            left -= n
+
+    def _emit(self, conn: Connection, payment: Payment, transition: str, moved: int, refund_id: str = "") -> None:
+        self._outbox.append_sync(conn, payment.buyer_id, payment_event(payment, transition, moved, refund_id))

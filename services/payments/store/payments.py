@@ -1,0 +1,189 @@
+"""Payments, their funding lines, the points lots they spent, and their refunds.
+
+Writes run on a synchronous connection inside the caller's transaction (see
+`Database.write_sync`); every status change is a guarded UPDATE on the expected status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from services.payments.domain.payments import (
+    FundingLine,
+    Payment,
+    PaymentStatus,
+    RefundRecord,
+    Remainder,
+    RiskOutcome,
+    Source,
+)
+from services.payments.store.tables import payment_funding, payment_points, payments, points_lots, refunds
+
+
+def insert_payment(conn: Connection, payment: Payment) -> None:
+    """Record a new payment with its funding lines."""
+    conn.execute(
+        insert(payments).values(
+            id=payment.payment_id,
+            order_id=payment.order_id,
+            buyer_id=payment.buyer_id,
+            seller_id=payment.seller_id,
+            currency=payment.currency,
+            amount=payment.amount,
+            status=payment.status.value,
+            remainder_method=payment.remainder.value,
+            captured=payment.captured,
+            refunded=payment.refunded,
+            fee=payment.fee,
+            shard=payment.shard,
+            risk_decision=payment.risk.decision,
+            risk_assessment_id=payment.risk.assessment_id,
+            risk_score=payment.risk.score,
+            risk_reasons=",".join(payment.risk.reason_codes),
+            card_reference=payment.card_reference,
+            description=payment.description,
+            hold_expires_at=payment.hold_expires_at,
+            created_at=payment.created_at,
+            updated_at=payment.updated_at,
+        )
+    )
+    if payment.funding:
+        conn.execute(
+            insert(payment_funding),
+            [
+                {"payment_id": payment.payment_id, "source": f.source.value, "amount": f.amount, "refunded": f.returned}
+                for f in payment.funding
+            ],
+        )
+
+
+def record_points(conn: Connection, payment_id: str, spent: Iterable[tuple[str, int]]) -> None:
+    """Remember which lots paid how many points."""
+    rows = [{"payment_id": payment_id, "lot_id": lot, "points": n, "returned": 0} for lot, n in spent]
+    if rows:
+        conn.execute(insert(payment_points), rows)
+
+
+def points_to_return(conn: Connection, payment_id: str) -> list[tuple[str, int]]:
+    """(lot id, points not yet returned) of a payment, latest expiry first: the lots that
+    stay valid longest get their points back first.
+    """
+    pp, lots = payment_points.c, points_lots.c
+    query = (
+        select(pp.lot_id, (pp.points - pp.returned).label("left"))
+        .join_from(payment_points, points_lots, lots.id == pp.lot_id)
+        .where(pp.payment_id == payment_id, pp.points > pp.returned)
+        .order_by(lots.expires_at.desc(), pp.lot_id)
+    )
+    return [(r.lot_id, int(r.left)) for r in conn.execute(query)]
+
+
+def mark_points_returned(conn: Connection, payment_id: str, lot_id: str, points: int) -> None:
+    """Count ``points`` of a lot as returned."""
+    pp = payment_points.c
+    conn.execute(
+        update(payment_points)
+        .where(pp.payment_id == payment_id, pp.lot_id == lot_id)
+        .values(returned=pp.returned + points)
+    )
+
+
+def add_returned(conn: Connection, payment_id: str, returned: Mapping[Source, int]) -> None:
+    """Count money as gone back to each source."""
+    f = payment_funding.c
+    for source, amount in returned.items():
+        conn.execute(
+            update(payment_funding)
+            .where(f.payment_id == payment_id, f.source == source.value)
+            .values(refunded=f.refunded + amount)
+        )
+
+
+def transition(
+    conn: Connection, payment_id: str, expected: PaymentStatus, target: PaymentStatus, **values: object
+) -> bool:
+    """Move a payment from ``expected`` to ``target`` with other column values; False when
+    it is no longer in ``expected`` (someone else moved it first).
+    """
+    p = payments.c
+    result = conn.execute(
+        update(payments).where(p.id == payment_id, p.status == expected.value).values(status=target.value, **values)
+    )
+    return bool(result.rowcount)
+
+
+def insert_refund(conn: Connection, payment_id: str, refund: RefundRecord, currency: str, transfer_id: str) -> None:
+    """Record a refund."""
+    conn.execute(
+        insert(refunds).values(
+            id=refund.refund_id,
+            payment_id=payment_id,
+            amount=refund.amount,
+            currency=currency,
+            reason=refund.reason,
+            transfer_id=transfer_id,
+            created_at=refund.created_at,
+        )
+    )
+
+
+def get(conn: Connection, payment_id: str, *, for_update: bool = False) -> Payment | None:
+    """A payment with its funding lines and refunds; ``for_update`` locks its row (PostgreSQL)."""
+    query = select(payments).where(payments.c.id == payment_id)
+    if for_update and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    f, r = payment_funding.c, refunds.c
+    funding = tuple(
+        FundingLine(Source(x.source), int(x.amount), int(x.refunded))
+        for x in conn.execute(select(payment_funding).where(f.payment_id == payment_id))
+    )
+    ordered = sorted(funding, key=lambda line: list(Source).index(line.source))
+    refund_rows = conn.execute(select(refunds).where(r.payment_id == payment_id).order_by(r.created_at, r.id))
+    made = tuple(RefundRecord(x.id, int(x.amount), x.reason, x.created_at) for x in refund_rows)
+    return _payment(row, tuple(ordered), made)
+
+
+def expired_holds(conn: Connection, now: datetime, limit: int) -> list[str]:
+    """Payments whose uncaptured hold has passed its expiry."""
+    p = payments.c
+    query = (
+        select(p.id)
+        .where(p.status.in_([PaymentStatus.AUTHORIZED.value, PaymentStatus.IN_REVIEW.value]))
+        .where(p.hold_expires_at <= now)
+        .order_by(p.hold_expires_at)
+        .limit(limit)
+    )
+    return [r.id for r in conn.execute(query)]
+
+
+def _payment(row: Row[Any], funding: tuple[FundingLine, ...], made: tuple[RefundRecord, ...]) -> Payment:
+    reasons = tuple(code for code in row.risk_reasons.split(",") if code)
+    return Payment(
+        payment_id=row.id,
+        order_id=row.order_id,
+        buyer_id=row.buyer_id,
+        seller_id=row.seller_id,
+        amount=int(row.amount),
+        currency=row.currency,
+        status=PaymentStatus(row.status),
+        remainder=Remainder(row.remainder_method),
+        captured=int(row.captured),
+        refunded=int(row.refunded),
+        fee=int(row.fee),
+        shard=int(row.shard),
+        risk=RiskOutcome(row.risk_decision, row.risk_assessment_id, int(row.risk_score), reasons),
+        description=row.description,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        hold_expires_at=row.hold_expires_at,
+        card_reference=row.card_reference,
+        funding=funding,
+        refunds=made,
+    )
