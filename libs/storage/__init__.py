@@ -3,6 +3,7 @@
 from libs.storage._database import Database, Transaction, is_postgres
 from libs.storage._group_commit import GroupCommit
 from libs.storage._migrations import downgrade, run_migrations_online, upgrade
+from libs.storage._retry import is_conflict, retry_conflicts
 from libs.storage._types import UtcDateTime, big_id
 
 __all__ = [
@@ -12,7 +13,9 @@ __all__ = [
     "UtcDateTime",
     "big_id",
     "downgrade",
+    "is_conflict",
     "is_postgres",
+    "retry_conflicts",
     "run_migrations_online",
     "upgrade",
 ]

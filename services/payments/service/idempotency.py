@@ -11,7 +11,7 @@ from sqlalchemy import Connection, select, text
 
 from libs.clock import Clock
 from libs.errors import Aborted
-from libs.storage import Database, Transaction
+from libs.storage import Database, Transaction, retry_conflicts
 from services.payments.domain.idempotency import IdempotencyRecord, replay, retention_until, stored_response
 from services.payments.store import idempotency as idempotency_repo
 from services.payments.store.tables import idempotency_keys
@@ -105,7 +105,8 @@ class IdempotentCalls:
             self._remember(conn, scope, key, fingerprint, response)
             return response, True
 
-        return await self._db.write_sync(body)
+        # A deadlock or serialization failure rolled everything back: run it again.
+        return await retry_conflicts(lambda: self._db.write_sync(body))
 
     async def _stored(self, scope: str, key: str, fingerprint: str) -> str | None:
         # A replay is the common repeat: answer it without taking the write lock.

@@ -28,7 +28,7 @@ from libs.clock import Clock
 from libs.errors import FailedPrecondition, NotFound
 from libs.events import Outbox
 from libs.ids import new_ulid
-from libs.storage import Database
+from libs.storage import Database, retry_conflicts
 from services.payments.domain.accounts import (
     Account,
     AccountKind,
@@ -417,20 +417,21 @@ class Payments:
         """Release the holds that were not captured in time; returns how many expired."""
         async with self._db.read() as aconn:
             due = await aconn.run_sync(payments_repo.expired_holds, self._clock.now(), limit)
-        expired = 0
-        for payment_id in due:
-            moves: list[CardMove] = []
+        expired = [await self._expire(payment_id) for payment_id in due]
+        return sum(expired)
 
-            def effect(conn: Connection, payment_id: str = payment_id, moves: list[CardMove] = moves) -> Payment:
-                return self._release(conn, payment_id, Operation.EXPIRE, PaymentStatus.EXPIRED, moves)
+    async def _expire(self, payment_id: str) -> bool:
+        moves: list[CardMove] = []
 
-            try:
-                await self._db.write_sync(effect)
-            except FailedPrecondition:
-                continue  # captured or canceled meanwhile
-            expired += 1
-            await self._settle(moves)
-        return expired
+        def effect(conn: Connection) -> Payment:
+            return self._release(conn, payment_id, Operation.EXPIRE, PaymentStatus.EXPIRED, moves)
+
+        try:
+            await retry_conflicts(lambda: self._db.write_sync(effect))
+        except FailedPrecondition:
+            return False  # captured or canceled meanwhile
+        await self._settle(moves)
+        return True
 
     async def get(self, payment_id: str) -> Payment:
         """One payment; NOT_FOUND when there is none."""
