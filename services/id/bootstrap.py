@@ -108,7 +108,7 @@ DEV_CLIENTS = (
         "Customer-service console (review agents)",
         ClientKind.SERVICE,
         True,
-        ("tns.review",),
+        ("tns.review", "payments.review"),
         (_CC,),
     ),
     DevClient(
