@@ -499,7 +499,7 @@ class Payments:
         lots, move the payment to ``status`` (guarded), record the refund and the event.
         """
         now = self._clock.now()
-        returns = self._returns(conn, payment, back)
+        returns = self._returns(conn, payment, back, [account for account, _ in legs])
         all_legs = _legs(*legs, *returns)
         transfer_id = ""
         if all_legs:
@@ -525,7 +525,9 @@ class Payments:
         self._emit(conn, updated, transition, moved, refund.refund_id if refund else "")
         return updated
 
-    def _returns(self, conn: Connection, payment: Payment, back: dict[Source, int]) -> list[tuple[Account, int]]:
+    def _returns(
+        self, conn: Connection, payment: Payment, back: dict[Source, int], others: list[Account]
+    ) -> list[tuple[Account, int]]:
         """The legs that give money back to the sources. Points go back to the lots they
         came from; credit is given back at most up to what is owed (the rest to cash).
         """
@@ -535,7 +537,11 @@ class Payments:
                 self._return_points(conn, payment, amount)
             if source is Source.CREDIT:
                 credit = _source_account(payment, Source.CREDIT)
-                owed = -accounts_repo.balances_of(conn, [credit.account_id], lock=True).get(credit.account_id, 0)
+                # What is owed decides the split, so it must not change before the post: lock
+                # every account the transfer touches, in the ledger's one lock order.
+                touched = [a.account_id for a in others] + [_source_account(payment, s).account_id for s in back]
+                touched.append(_source_account(payment, Source.CASH).account_id)
+                owed = -accounts_repo.balances_of(conn, touched, lock=True).get(credit.account_id, 0)
                 to_credit = min(amount, max(owed, 0))
                 legs.append((credit, to_credit))
                 legs.append((_source_account(payment, Source.CASH), amount - to_credit))
