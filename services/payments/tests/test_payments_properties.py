@@ -9,6 +9,7 @@ import asyncio
 import tempfile
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -41,7 +42,7 @@ operations = st.lists(
 )
 
 
-async def _run(ops: list[tuple[object, ...]], workdir: Path) -> None:
+async def _run(ops: list[tuple[Any, ...]], workdir: Path) -> None:
     db = Database(f"sqlite+aiosqlite:///{workdir}/p.db")
     await upgrade(db, MIGRATIONS)
     clock = FrozenClock(START)
@@ -54,8 +55,8 @@ async def _run(ops: list[tuple[object, ...]], workdir: Path) -> None:
             await open_credit(c, buyer, 2000)
         made: list[str] = []
 
-        def pick(index: object) -> str | None:
-            return made[int(index) % len(made)] if made else None  # type: ignore[call-overload]
+        def pick(index: int) -> str | None:
+            return made[index % len(made)] if made else None
 
         for n, op in enumerate(ops):
             key = f"k{n}"
@@ -84,7 +85,7 @@ async def _run(ops: list[tuple[object, ...]], workdir: Path) -> None:
                         if (target := pick(index)) is not None:
                             await c.payments.review("svc", key, target, bool(approve), "")
                     case ("expire", days):
-                        clock.advance(timedelta(days=int(days)).total_seconds())  # type: ignore[call-overload]
+                        clock.advance(timedelta(days=days).total_seconds())
                         await c.housekeeping.run_once()
                     case ("risk", buyer, decision):
                         risk.decisions[str(buyer)] = str(decision)
@@ -107,7 +108,7 @@ async def _run(ops: list[tuple[object, ...]], workdir: Path) -> None:
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(operations)
-def test_any_sequence_of_operations_keeps_the_ledger_sound(ops: list[tuple[object, ...]]) -> None:
+def test_any_sequence_of_operations_keeps_the_ledger_sound(ops: list[tuple[Any, ...]]) -> None:
     """Floors hold after every step; the ledger verifies and each payment adds up at the end."""
     with tempfile.TemporaryDirectory() as workdir:
         asyncio.run(_run(ops, Path(workdir)))
