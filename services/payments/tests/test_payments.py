@@ -17,7 +17,7 @@ from libs.storage import Database
 from services.payments.config import PaymentsConfig
 from services.payments.container import PaymentsContainer, assemble
 from services.payments.domain.accounts import PLATFORM_SHARDS, AccountKind, shard_of, user_account
-from services.payments.domain.payments import PaymentStatus, Remainder
+from services.payments.domain.payments import ALLOWED_FROM, Operation, PaymentStatus, Remainder
 from services.payments.domain.transfers import Leg, TransferDraft
 from services.payments.service.card import SimulatedCardProvider
 from services.payments.store import frozen as frozen_repo
@@ -440,3 +440,58 @@ async def test_events_carry_the_funding(c: PaymentsContainer, clock: FrozenClock
         1000,
         {"POINTS": 100, "CASH": 900},
     )
+
+
+# -- the whole state machine ------------------------------------------------------------------
+
+
+async def _in_status(c: PaymentsContainer, risk: ScriptedRisk, clock: FrozenClock, status: PaymentStatus) -> str:
+    """A fresh payment of ¥1,000 brought into ``status`` through the public operations."""
+    key = f"{status.value}-{clock.now().timestamp()}-{len(risk.queries)}"
+    risk.decisions["usr_buyer"] = {PaymentStatus.IN_REVIEW: "REVIEW", PaymentStatus.DECLINED: "DECLINE"}.get(
+        status, "APPROVE"
+    )
+    payment = await c.payments.create(SVC, order(key, 1000))
+    risk.decisions["usr_buyer"] = "APPROVE"
+    pid = payment.payment_id
+    if status in (PaymentStatus.CAPTURED, PaymentStatus.COMPLETED, PaymentStatus.REFUNDED):
+        await c.payments.capture(SVC, key + "c", pid, None, None)
+    if status is PaymentStatus.COMPLETED:
+        await c.payments.complete(SVC, key + "d", pid)
+    if status is PaymentStatus.REFUNDED:
+        await c.payments.refund(SVC, key + "r", pid, None, None, "")
+    if status is PaymentStatus.CANCELED:
+        await c.payments.cancel(SVC, key + "x", pid, "")
+    if status is PaymentStatus.EXPIRED:
+        clock.advance(timedelta(days=8).total_seconds())
+        await c.payments.expire_holds()
+    assert (await c.payments.get(pid)).status is status
+    return pid
+
+
+@pytest.mark.parametrize("status", list(PaymentStatus))
+async def test_every_operation_from_every_status(
+    c: PaymentsContainer, risk: ScriptedRisk, clock: FrozenClock, status: PaymentStatus
+) -> None:
+    """Each operation succeeds exactly from the statuses the machine allows; otherwise it is
+    ILLEGAL_TRANSITION and the payment and the wallet are unchanged.
+    """
+    await top_up(c, "usr_buyer", 20_000)
+    attempts = {
+        Operation.CAPTURE: lambda pid: c.payments.capture(SVC, "op-capture", pid, None, None),
+        Operation.CANCEL: lambda pid: c.payments.cancel(SVC, "op-cancel", pid, ""),
+        Operation.REVIEW: lambda pid: c.payments.review(SVC, "op-review", pid, True, ""),
+        Operation.COMPLETE: lambda pid: c.payments.complete(SVC, "op-complete", pid),
+        Operation.REFUND: lambda pid: c.payments.refund(SVC, "op-refund", pid, 100, "JPY", ""),
+    }
+    for operation, attempt in attempts.items():
+        pid = await _in_status(c, risk, clock, status)
+        before = (await c.payments.get(pid), await balances(c, "usr_buyer"))
+        if status in ALLOWED_FROM[operation]:
+            await attempt(pid)
+            assert (await c.payments.get(pid)).status is not status or operation is Operation.REFUND
+        else:
+            with pytest.raises(FailedPrecondition) as refused:
+                await attempt(pid)
+            assert refused.value.reason == "ILLEGAL_TRANSITION"
+            assert (await c.payments.get(pid), await balances(c, "usr_buyer")) == before
