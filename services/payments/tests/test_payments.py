@@ -4,7 +4,7 @@ frozen wallets, expiry, idempotency — and the ledger verified after each.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 import pytest
@@ -477,7 +477,7 @@ async def test_every_operation_from_every_status(
     ILLEGAL_TRANSITION and the payment and the wallet are unchanged.
     """
     await top_up(c, "usr_buyer", 20_000)
-    attempts = {
+    attempts: dict[Operation, Callable[[str], Awaitable[object]]] = {
         Operation.CAPTURE: lambda pid: c.payments.capture(SVC, "op-capture", pid, None, None),
         Operation.CANCEL: lambda pid: c.payments.cancel(SVC, "op-cancel", pid, ""),
         Operation.REVIEW: lambda pid: c.payments.review(SVC, "op-review", pid, True, ""),
