@@ -10,13 +10,17 @@ from libs.clock import Clock, SystemClock
 from libs.events import Outbox
 from libs.storage import Database, upgrade
 from services.payments.config import PaymentsConfig
+from services.payments.service.bank_gateway import SimulatedBank
 from services.payments.service.card import CardProvider, SimulatedCardProvider
+from services.payments.service.cash import CashFlows
+from services.payments.service.credit import CreditLines
 from services.payments.service.expiry import PointsExpiry
 from services.payments.service.housekeeping import Housekeeping
 from services.payments.service.idempotency import IdempotentCalls
 from services.payments.service.ledger import Ledger
 from services.payments.service.payments import Payments, PaymentSettings
 from services.payments.service.points import PointsGranter
+from services.payments.service.reconciliation import Reconciler
 from services.payments.service.risk import NoRisk, RiskAssessor
 from services.payments.service.wallet import Wallet
 from services.payments.store.tables import outbox as outbox_table
@@ -39,6 +43,10 @@ class PaymentsContainer:
     expiry: PointsExpiry
     payments: Payments
     cards: CardProvider
+    bank: SimulatedBank
+    cash: CashFlows
+    reconciler: Reconciler
+    credit: CreditLines
     housekeeping: Housekeeping
 
 
@@ -49,9 +57,12 @@ def assemble(
     *,
     risk: RiskAssessor | None = None,
     cards: CardProvider | None = None,
+    bank: SimulatedBank | None = None,
 ) -> PaymentsContainer:
     """Wire the use cases on an existing (migrated) database. Without ``risk`` payments
-    are unassessed (the fail-open limit applies); without ``cards`` the simulated provider.
+    are unassessed (the fail-open limit applies); without ``cards`` the simulated card
+    provider; without ``bank`` a simulated bank on ``config.bank_database_url`` (its
+    tables are made by `SimulatedBank.open`, as `build_container` does).
     """
     clock = clock or SystemClock()
     outbox = Outbox(outbox_table, clock=clock)
@@ -65,6 +76,14 @@ def assemble(
         risk_fail_open_max=config.risk_fail_open_max,
     )
     payments = Payments(db, ledger, calls, outbox, clock, risk or NoRisk(), cards, settings)
+    bank = bank or SimulatedBank(
+        Database(config.bank_database_url),
+        clock=clock,
+        latency_ms=config.bank_latency_ms,
+        failure_rate=config.bank_failure_rate,
+        timeout_rate=config.bank_timeout_rate,
+    )
+    cash = CashFlows(db, ledger, calls, outbox, clock, bank, config.payout_fee)
     return PaymentsContainer(
         config=config,
         db=db,
@@ -77,6 +96,10 @@ def assemble(
         expiry=expiry,
         payments=payments,
         cards=cards,
+        bank=bank,
+        cash=cash,
+        reconciler=Reconciler(db, bank),
+        credit=CreditLines(db, ledger, calls, outbox, clock, cash),
         housekeeping=Housekeeping(expiry, calls, payments),
     )
 
@@ -87,4 +110,11 @@ async def build_container(
     """Open the database, apply migrations and wire everything."""
     db = Database(config.database_url)
     await upgrade(db, MIGRATIONS)
-    return assemble(config, db, clock, risk=risk)
+    bank = await SimulatedBank.open(
+        config.bank_database_url,
+        clock=clock,
+        latency_ms=config.bank_latency_ms,
+        failure_rate=config.bank_failure_rate,
+        timeout_rate=config.bank_timeout_rate,
+    )
+    return assemble(config, db, clock, risk=risk, bank=bank)

@@ -15,6 +15,8 @@ from libs.events import GrpcEventSource, OutboxEventSource, event_stream_service
 from libs.identity import RemoteIdentity
 from libs.rpc import GrpcServer, ServerConfig, make_channel, tune_gc_for_serving
 from libs.telemetry import setup_telemetry
+from services.payments.api.cash import CASH_SERVICE, CashServicer, register_cash
+from services.payments.api.credit import CREDIT_SERVICE, CreditServicer, register_credit
 from services.payments.api.ledger import LEDGER_SERVICE, LedgerServicer, register_ledger
 from services.payments.api.payments import PAYMENT_SERVICE, PaymentServicer, register_payments
 from services.payments.api.points import POINTS_SERVICE, PointsServicer, register_points
@@ -58,6 +60,8 @@ class PaymentsService:
         if self.tns_channel is not None:
             await self.tns_channel.close(None)
         await self.container.housekeeping.stop()
+        await self.container.cash.stop()
+        await self.container.bank.close()
         await self.identity.close()
         await self.container.db.dispose()
 
@@ -70,6 +74,8 @@ def build_server(container: PaymentsContainer, server_config: ServerConfig, veri
     server.add(register_wallet, WalletServicer(c.wallet), WALLET_SERVICE)
     server.add(register_points, PointsServicer(c.points), POINTS_SERVICE)
     server.add(register_payments, PaymentServicer(c.payments), PAYMENT_SERVICE)
+    server.add(register_cash, CashServicer(c.cash, c.reconciler), CASH_SERVICE)
+    server.add(register_credit, CreditServicer(c.credit), CREDIT_SERVICE)
     server.add(*event_stream_service(OutboxEventSource(c.db, c.outbox, SERVICE_NAME)))
     return server
 
@@ -103,6 +109,9 @@ async def start_payments_service(
         # Suspensions decided by TnS freeze wallets; the feed retries while TnS is down.
         feed = standing_consumer(container.db, GrpcEventSource(tns_channel))
         service.safety_feed = asyncio.create_task(feed.run(), name="payments-tns-standing")
+    if config.saga_interval > 0:
+        # Bank transfers in flight (this process's or a crashed one's) are driven to the end.
+        container.cash.start(config.saga_interval)
     if config.points_sweep_interval > 0:
         container.housekeeping.start(config.points_sweep_interval)
     await server.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from libs.clock import FrozenClock
 from libs.storage import Database, upgrade
 from services.payments.config import PaymentsConfig
 from services.payments.container import MIGRATIONS, PaymentsContainer, assemble
+from services.payments.service.bank_gateway import SimulatedBank
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -31,6 +33,14 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def payments(db: Database, clock: FrozenClock) -> PaymentsContainer:
+async def bank(tmp_path: Path, clock: FrozenClock) -> AsyncIterator[SimulatedBank]:
+    """Provide a simulated bank with its own books, answering at once."""
+    simulated = await SimulatedBank.open(f"sqlite+aiosqlite:///{tmp_path}/bank.db", clock=clock, seed=1)
+    yield simulated
+    await simulated.close()
+
+
+@pytest.fixture
+def payments(db: Database, clock: FrozenClock, bank: SimulatedBank) -> PaymentsContainer:
     """Provide the wired use cases on the test database."""
-    return assemble(PaymentsConfig(database_url=db.url), db, clock)
+    return assemble(PaymentsConfig(database_url=db.url), db, clock, bank=bank)
