@@ -9,12 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench._h2load import BenchError, ensure_h2load
+from bench._payments import QUICK_PAYMENTS, PaymentsOutcome, PaymentsPlan, run_payments
 from bench._procs import ROOT, cpu_busy
 from bench._report import machine, print_table, update_docs
 from bench._scenarios import QUICK, Plan, Runner
 
 DOCS = ROOT / "docs" / "performance.md"
 BUSY_WARNING = 0.15
+BENCHMARKS = ["overhead", "id", "moderation", "payments"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,12 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-docs", action="store_true", help="only print; do not update the results file")
     parser.add_argument(
         "--only",
-        choices=["overhead", "id", "moderation"],
+        choices=BENCHMARKS,
         action="append",
         help="run only these benchmarks (repeatable; implies --no-docs)",
     )
     args = parser.parse_args(argv)
-    only = set(args.only or ["overhead", "id", "moderation"])
+    only = set(args.only or BENCHMARKS)
+    payments: PaymentsOutcome | None = None
     started = datetime.now(UTC)
     try:
         h2load = ensure_h2load()
@@ -47,13 +50,15 @@ def main(argv: list[str] | None = None) -> int:
                 runner.id_service()
             if "moderation" in only:
                 runner.moderation()
+            if "payments" in only:
+                payments = run_payments(Path(tmp), QUICK_PAYMENTS if args.quick else PaymentsPlan())
     except BenchError as exc:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 1
     host = machine(h2load)
-    print_table(runner.outcome, host)
+    print_table(runner.outcome, host, payments)
     if not args.no_docs and not args.only:
-        update_docs(args.docs, runner.outcome, host, started, quick=args.quick)
+        update_docs(args.docs, runner.outcome, host, started, quick=args.quick, payments=payments)
         print(f"\nresults written to {args.docs.relative_to(ROOT) if args.docs.is_relative_to(ROOT) else args.docs}")
     return 0
 

@@ -14,6 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from bench._h2load import Result
+from bench._payments import PaymentsOutcome, PaymentsRun
 from bench._scenarios import Outcome
 
 START = "<!-- bench:results:start -->"
@@ -22,6 +23,8 @@ RATIO_TARGET = 0.70
 TOKENS_TARGET = 1_000.0
 DECISIONS_TARGET = 1_500.0
 DECISION_P99_TARGET_MS = 20.0
+PAYMENTS_SQLITE_TARGET = 800.0
+PAYMENTS_POSTGRES_TARGET = 500.0
 
 
 @dataclass(frozen=True)
@@ -132,23 +135,132 @@ def _tokens_verdict(tokens: float) -> str:
     return f"target >= {TOKENS_TARGET:,.0f}/s: {'met' if tokens >= TOKENS_TARGET else 'MISSED'}"
 
 
-def print_table(outcome: Outcome, host: Machine) -> None:
+def _payments_target(run: PaymentsRun, payments: PaymentsOutcome) -> str:
+    scenario, load = run.scenario, run.load
+    goal = PAYMENTS_POSTGRES_TARGET if scenario.postgres else PAYMENTS_SQLITE_TARGET
+    if scenario.hot_seller and load.completes is not None:
+        met = load.completes.per_s >= goal
+        return f"completed >= {goal:,.0f}/s: {'met' if met else 'MISSED'}"
+    if not scenario.risk:
+        assessed = payments.run("many_sqlite")
+        if assessed is None:
+            return ""
+        return f"with TnS / without = {assessed.load.creates.per_s / load.creates.per_s:.2f}"
+    return f"payments >= {goal:,.0f}/s: {'met' if load.creates.per_s >= goal else 'MISSED'}"
+
+
+def _cpu(run: PaymentsRun) -> str:
+    """Cores used over the window: client / payments / TnS / everything else busy."""
+    load = run.load
+    tns = load.server_cpu.get("tns", 0.0)
+    rest = max(0.0, load.machine_busy - load.client_cpu - load.server_cpu["payments"] - tns)
+    return f"{load.client_cpu:.2f} / {load.server_cpu['payments']:.2f} / {tns:.2f} / {rest:.2f}"
+
+
+def _invariants(run: PaymentsRun) -> str:
+    found = len(run.invariants.violations)
+    return "0 violations" if not found else f"{found} VIOLATED"
+
+
+def _payments_cells(run: PaymentsRun) -> list[str]:
+    creates, completes = run.load.creates, run.load.completes
+    return [
+        f"{creates.per_s:,.0f}",
+        f"{creates.p50_ms:.1f} / {creates.p99_ms:.1f}",
+        f"{completes.per_s:,.0f}" if completes else "",
+        f"{completes.p50_ms:.1f} / {completes.p99_ms:.1f}" if completes else "",
+        _cpu(run),
+        _invariants(run),
+    ]
+
+
+_PAYMENTS_HEADER = [
+    "payments scenario",
+    "payments/s",
+    "create p50 / p99 ms",
+    "completed/s",
+    "complete p50 / p99 ms",
+    "CPU client / payments / TnS / rest",
+    "invariants",
+    "target",
+]
+
+
+def _payments_notes(payments: PaymentsOutcome, cpus: int) -> list[str]:
+    plan = payments.plan
+    violations = sum(len(run.invariants.violations) for run in payments.runs)
+    return [
+        f"Payments load: the Python load generator (`bench._loadgen`), {plan.workers} processes sharing "
+        f"{plan.in_flight} requests in flight, {plan.duration_s:g} s measured after {plan.warmup_s:g} s of warm-up; "
+        f"{plan.buyers:,} buyers funded with {plan.cash:,} JPY each; every payment is one CreatePayment with "
+        "capture (300-2,000 JPY); hot-seller runs then complete each one (CompletePayment). CPU is in cores "
+        f"(of {cpus}) over the measured window; rest = everything else busy (ID service, PostgreSQL, other work).",
+        f"Invariant violations after the payments runs: {violations}"
+        f" (target 0: {'met' if not violations else 'MISSED'}).",
+        *_payments_ratios(payments),
+        *payments.skipped,
+    ]
+
+
+def _payments_ratios(payments: PaymentsOutcome) -> list[str]:
+    """The comparisons that say where the cost is: the risk call, the database, the hot row."""
+    many, bare = payments.run("many_sqlite"), payments.run("many_sqlite_no_tns")
+    hot, hot_pg = payments.run("hot_sqlite"), payments.run("hot_postgres")
+    ratios = []
+    if many and bare:
+        ratios.append(
+            f"TnS risk check: payments/s with / without = {many.load.creates.per_s / bare.load.creates.per_s:.2f}"
+            f" (create p50 {many.load.creates.p50_ms:.1f} vs {bare.load.creates.p50_ms:.1f} ms)"
+        )
+    if hot and hot_pg and hot.load.completes and hot_pg.load.completes:
+        ratios.append(
+            "one hot seller, completed/s: PostgreSQL / SQLite ="
+            f" {hot_pg.load.completes.per_s / hot.load.completes.per_s:.2f}"
+        )
+    if many and hot and hot.load.completes:
+        ratios.append(
+            "SQLite, completed payments/s of one hot seller / payments/s of many sellers ="
+            f" {hot.load.completes.per_s / many.load.creates.per_s:.2f} (each completed payment is two calls)"
+        )
+    return [f"Ratios: {'; '.join(ratios)}."] if ratios else []
+
+
+def _print_payments(payments: PaymentsOutcome, cpus: int) -> None:
+    rows = [[run.scenario.label, *_payments_cells(run), _payments_target(run, payments)] for run in payments.runs]
+    widths = [max(len(cells[i]) for cells in [_PAYMENTS_HEADER, *rows]) for i in range(len(_PAYMENTS_HEADER))]
+    print()
+    for n, cells in enumerate([_PAYMENTS_HEADER, *rows]):
+        aligned = (
+            c.ljust(w) if i in (0, 7) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+        print("  ".join(aligned))
+        if n == 0:
+            print("-" * (sum(widths) + 2 * (len(widths) - 1)))
+    for note in _payments_notes(payments, cpus):
+        print(note)
+
+
+def print_table(outcome: Outcome, host: Machine, payments: PaymentsOutcome | None = None) -> None:
     """Print the compact results table."""
     rows = _rows(outcome)
-    width = max(len(row.name) for row in rows)
     print(f"\nfurima bench, one run: {host.cpus} CPUs ({host.cpu_model}), Python {host.python}, grpcio {host.grpcio}")
-    header = f"{'benchmark':<{width}}  {'load':<18} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9}"
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        res = row.result
-        print(
-            f"{row.name:<{width}}  {row.load:<18} {res.req_per_s:>8,.0f} {res.p50_ms:>8.2f} {res.p99_ms:>8.2f}"
-            f" {res.requests:>9,}" + (f"  {row.target}" if row.target else "")
-        )
+    if rows:
+        width = max(len(row.name) for row in rows)
+        header = f"{'benchmark':<{width}}  {'load':<18} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9}"
+        print(header)
+        print("-" * len(header))
+        for row in rows:
+            res = row.result
+            print(
+                f"{row.name:<{width}}  {row.load:<18} {res.req_per_s:>8,.0f} {res.p50_ms:>8.2f} {res.p99_ms:>8.2f}"
+                f" {res.requests:>9,}" + (f"  {row.target}" if row.target else "")
+            )
     if outcome.round_ratios:
         print(f"\n{_rounds(outcome)}")
-    print(f"logging: {outcome.access_log}")
+    if payments is not None:
+        _print_payments(payments, host.cpus)
+    if outcome.access_log:
+        print(f"logging: {outcome.access_log}")
     print(f"background: {outcome.background}")
 
 
@@ -167,7 +279,25 @@ def _command(result: Result, tokens: list[str]) -> str:
     return " ".join(f'"{part}"' if "$" in part else shlex.quote(part) for part in parts)
 
 
-def render(outcome: Outcome, host: Machine, started: datetime, *, quick: bool, tokens: list[str]) -> str:
+def _render_payments(payments: PaymentsOutcome, cpus: int) -> list[str]:
+    lines = ["", "| " + " | ".join(_PAYMENTS_HEADER) + " |", "|---|" + "---:|" * 6 + "---|"]
+    for run in payments.runs:
+        cells = [run.scenario.label, *_payments_cells(run), _payments_target(run, payments)]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += _payments_notes(payments, cpus)
+    return lines
+
+
+def render(
+    outcome: Outcome,
+    host: Machine,
+    started: datetime,
+    *,
+    quick: bool,
+    tokens: list[str],
+    payments: PaymentsOutcome | None = None,
+) -> str:
     """The results section (between the markers) as Markdown."""
     lines = [
         START,
@@ -191,8 +321,10 @@ def render(outcome: Outcome, host: Machine, started: datetime, *, quick: bool, t
         )
     if outcome.round_ratios:
         lines += ["", f"Echo throughput, {_rounds(outcome)}."]
+    if payments is not None:
+        lines += _render_payments(payments, host.cpus)
     lines += ["", "Checks made during the run:", ""]
-    lines += [f"- {check}" for check in outcome.checks]
+    lines += [f"- {check}" for check in outcome.checks + (payments.checks if payments else [])]
     lines += [
         "",
         "Measured commands (each after a warm-up run with the same options and fewer requests;"
@@ -214,10 +346,18 @@ Benchmarks of the shared RPC runtime and of the ID service. Reproduce with `make
 """
 
 
-def update_docs(path: Path, outcome: Outcome, host: Machine, started: datetime, *, quick: bool) -> None:
+def update_docs(
+    path: Path,
+    outcome: Outcome,
+    host: Machine,
+    started: datetime,
+    *,
+    quick: bool,
+    payments: PaymentsOutcome | None = None,
+) -> None:
     """Replace the results section of ``path`` (create the file if needed), keeping the prose around it."""
     tokens = list(outcome.secrets)
-    section = render(outcome, host, started, quick=quick, tokens=tokens)
+    section = render(outcome, host, started, quick=quick, tokens=tokens, payments=payments)
     if path.exists():
         text = path.read_text()
         if START in text and END in text:

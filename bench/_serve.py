@@ -1,4 +1,4 @@
-"""Server processes the benchmark drives: ``python -m bench._serve {bare,full,id,tns} WORKDIR``.
+"""Server processes the benchmark drives: ``python -m bench._serve {bare,full,id,tns,payments} WORKDIR``.
 
 Each prints one JSON line to stdout once it serves (its port, plus what a client needs),
 then runs until SIGTERM. Everything else the process writes (the JSON access log of the
@@ -13,18 +13,23 @@ import dataclasses
 import json
 import signal
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from libs.echo import ECHO_SERVICE, EchoServicer, register_echo
+
+if TYPE_CHECKING:
+    from services.payments.config import PaymentsConfig
 
 ECHO_SCOPE = "testing.echo"
 ECHO_AUDIENCE = "furima.testing"
 ISSUER = "furima-id"
 BENCH_KID = "bench"
 TOKEN_TTL_S = 3600
+BENCH_CURRENCY = "JPY"
 
 
 def _announce(info: dict[str, Any]) -> None:
@@ -90,6 +95,7 @@ async def serve_id(workdir: Path) -> None:
                 "client_id": "furima-dev",
                 "client_secret": secrets["furima-dev"],
                 "tns_secret": secrets["svc-tns"],
+                "payments_secret": secrets["svc-payments"],
                 "email": DEMO_USERS[0][0],
                 "password": DEMO_PASSWORD,
                 "argon2": dataclasses.asdict(config.argon2),
@@ -126,13 +132,85 @@ async def serve_tns(workdir: Path, id_port: int, tns_secret: str) -> None:
         await service.stop(0)
 
 
+async def _fund_buyers(config: PaymentsConfig, buyers: int, cash: int) -> float:
+    """Give each bench buyer ``cash`` yen from the bank-clearing book, in one transaction
+    on the payments database before the service starts; returns the seconds it took.
+
+    There is no instant public top-up (CashService is to come), so the bench funds its
+    buyers the way an operator would load balances: transfers posted with the service's
+    own ledger, which keeps every balance and entry consistent for VerifyLedger.
+    """
+    from services.payments.container import build_container
+    from services.payments.domain.accounts import AccountKind, platform_account, user_account
+    from services.payments.domain.transfers import Leg, TransferDraft
+
+    started = time.perf_counter()
+    container = await build_container(config)
+    bank = platform_account(AccountKind.BANK_CLEARING, BENCH_CURRENCY)
+    drafts = [
+        TransferDraft(
+            "bench_seed",
+            (Leg(bank, -cash), Leg(user_account(bench_buyer(n), AccountKind.CASH, BENCH_CURRENCY), cash)),
+            "bench: buyer's starting cash",
+        )
+        for n in range(buyers)
+    ]
+    try:
+        await container.db.write_sync(lambda conn: [container.ledger.post(conn, draft) for draft in drafts])
+    finally:
+        await container.bank.close()
+        await container.db.dispose()
+    return time.perf_counter() - started
+
+
+async def serve_payments(
+    workdir: Path, id_port: int, secret: str, tns_target: str, database_url: str, buyers: int, cash: int
+) -> None:
+    """The real payments service on ``database_url`` (migrated, its buyers funded first),
+    trusting the ID service on ``id_port`` as ``svc-payments``; with ``tns_target`` every
+    authorization is assessed by TnS RiskService, without it payments are unassessed.
+    """
+    from libs.rpc import ServerConfig, tune_gc_for_serving
+    from libs.telemetry import setup_telemetry
+    from services.payments.config import PaymentsConfig
+    from services.payments.main import SERVICE_NAME, start_payments_service
+
+    setup_telemetry(SERVICE_NAME, log_format="json")
+    config = PaymentsConfig(
+        database_url=database_url,
+        id_target=f"127.0.0.1:{id_port}",
+        client_secret=secret,
+        tns_target=tns_target,
+        # The simulated bank's books (cash top-ups and payouts; idle here) stay in the run's directory.
+        bank_database_url=f"sqlite+aiosqlite:///{workdir / 'bank.db'}",
+    )
+    seed_s = await _fund_buyers(config, buyers, cash)
+    service = await start_payments_service(config, ServerConfig(port=0))
+    tune_gc_for_serving()  # as services.payments.main does
+    try:
+        _announce({"port": service.server.port, "buyers": buyers, "cash": cash, "seed_s": round(seed_s, 2)})
+        await _wait_for_sigterm()
+    finally:
+        await service.stop(0)
+
+
+def bench_buyer(n: int) -> str:
+    """The user id of the ``n``-th bench buyer (funded by `serve_payments`)."""
+    return f"usr_bench_b{n:05d}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve the named kind until SIGTERM."""
     parser = argparse.ArgumentParser(prog="python -m bench._serve")
-    parser.add_argument("kind", choices=["bare", "full", "id", "tns"])
+    parser.add_argument("kind", choices=["bare", "full", "id", "tns", "payments"])
     parser.add_argument("workdir", type=Path)
-    parser.add_argument("--id-port", type=int, default=0, help="tns: the ID service to trust")
+    parser.add_argument("--id-port", type=int, default=0, help="tns, payments: the ID service to trust")
     parser.add_argument("--tns-secret", default="", help="tns: svc-tns's client secret")
+    parser.add_argument("--payments-secret", default="", help="payments: svc-payments's client secret")
+    parser.add_argument("--tns-target", default="", help="payments: TnS host:port for risk checks (empty: none)")
+    parser.add_argument("--database-url", default="", help="payments: its database (default: WORKDIR/payments.db)")
+    parser.add_argument("--buyers", type=int, default=2_000, help="payments: how many buyers to fund")
+    parser.add_argument("--cash", type=int, default=1_000_000, help="payments: each buyer's starting cash (JPY)")
     args = parser.parse_args(argv)
     if args.kind == "bare":
         asyncio.run(serve_bare())
@@ -140,8 +218,15 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(serve_full())
     elif args.kind == "id":
         asyncio.run(serve_id(args.workdir))
-    else:
+    elif args.kind == "tns":
         asyncio.run(serve_tns(args.workdir, args.id_port, args.tns_secret))
+    else:
+        url = args.database_url or f"sqlite+aiosqlite:///{args.workdir / 'payments.db'}"
+        asyncio.run(
+            serve_payments(
+                args.workdir, args.id_port, args.payments_secret, args.tns_target, url, args.buyers, args.cash
+            )
+        )
     sys.stdout.flush()
 
 
