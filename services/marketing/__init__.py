@@ -1,0 +1,1 @@
+"""Marketing ops: user events, segments, campaigns, incentives, experiments, communications."""

@@ -1,0 +1,1 @@
+"""The rules of marketing ops: plain Python, no gRPC, no SQL."""
