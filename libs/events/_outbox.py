@@ -20,6 +20,7 @@ from libs.ids import new_ulid
 from libs.storage import Database, Transaction, UtcDateTime, big_id
 
 _ADVISORY_LOCK_KEY = 0x6F7574626F78  # "outbox"
+_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -56,13 +57,16 @@ class Outbox:
         self.table = table
         self._clock = clock or SystemClock()
         self._waiters: set[asyncio.Event] = set()
+        # One statement object, values as parameters: SQLAlchemy then reuses its cache key
+        # and compiled form instead of rebuilding them per event (a hot path).
+        self._insert = insert(table)
 
     async def append(self, tx: Transaction, aggregate_id: str, payload: Message) -> str:
         """Write ``payload`` as an event of type ``payload.DESCRIPTOR.full_name``; returns its id."""
         if tx.dialect == "postgresql":
-            await tx.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK_KEY})
+            await tx.conn.execute(_LOCK, {"k": _ADVISORY_LOCK_KEY})
         row = self._row(aggregate_id, payload)
-        await tx.conn.execute(insert(self.table).values(**row))
+        await tx.conn.execute(self._insert, row)
         tx.after_commit(self.notify)
         return str(row["event_id"])
 
@@ -71,9 +75,9 @@ class Outbox:
         `notify` once the transaction has committed.
         """
         if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK_KEY})
+            conn.execute(_LOCK, {"k": _ADVISORY_LOCK_KEY})
         row = self._row(aggregate_id, payload)
-        conn.execute(insert(self.table).values(**row))
+        conn.execute(self._insert, row)
         return str(row["event_id"])
 
     def _row(self, aggregate_id: str, payload: Message) -> dict[str, object]:

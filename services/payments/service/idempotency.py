@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, bindparam, select, text
 
 from libs.clock import Clock
 from libs.errors import Aborted
@@ -18,6 +18,11 @@ from services.payments.store.tables import idempotency_keys
 
 Effect = Callable[[Transaction], Awaitable[str]]
 SyncEffect = Callable[[Connection], str]
+
+
+_k = idempotency_keys.c
+_STORED = select(_k.request_hash, _k.response).where(_k.scope == bindparam("scope"), _k.key == bindparam("key"))
+_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:k)")
 
 
 def _lock_key(scope: str, key: str) -> int:
@@ -57,9 +62,7 @@ class IdempotentCalls:
             return stored
         with self._slot(scope, key):
             async with self._db.transaction() as tx:
-                if tx.dialect == "postgresql" and not await tx.conn.scalar(
-                    text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _lock_key(scope, key)}
-                ):
+                if tx.dialect == "postgresql" and not await tx.conn.scalar(_TRY_LOCK, {"k": _lock_key(scope, key)}):
                     raise _in_flight(key)
                 record = await tx.conn.run_sync(idempotency_repo.get, scope, key)
                 if record is not None:
@@ -94,9 +97,7 @@ class IdempotentCalls:
     async def _commit(self, scope: str, key: str, fingerprint: str, effect: SyncEffect) -> tuple[str, bool]:
         def body(conn: Connection) -> tuple[str, bool]:
             # Another process may hold the key (PostgreSQL): refuse rather than wait.
-            if conn.dialect.name == "postgresql" and not conn.scalar(
-                text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _lock_key(scope, key)}
-            ):
+            if conn.dialect.name == "postgresql" and not conn.scalar(_TRY_LOCK, {"k": _lock_key(scope, key)}):
                 raise _in_flight(key)
             record = idempotency_repo.get(conn, scope, key)
             if record is not None:

@@ -40,6 +40,7 @@ class Ledger:
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
         self._clock = clock
+        self._known = accounts_repo.KnownAccounts()
 
     def post(self, conn: Connection, draft: TransferDraft) -> PostedTransfer:
         """Post ``draft`` on the caller's (synchronous) connection, inside its transaction,
@@ -52,14 +53,20 @@ class Ledger:
         validate_transfer(draft)
         self._refuse_frozen(conn, draft)
         now = self._clock.now()
-        accounts_repo.ensure(conn, [leg.account for leg in draft.legs], now)
+        accounts_repo.ensure(conn, self._known.missing(leg.account for leg in draft.legs), now)
         # One lock order for every transfer, so two transfers never deadlock on PostgreSQL.
         for leg in sorted(draft.legs, key=lambda leg: leg.account.account_id):
-            if accounts_repo.add_to_balance(conn, leg.account.account_id, leg.amount) is None:
+            moved = accounts_repo.add_to_balance(conn, leg.account.account_id, leg.amount)
+            if moved is None and self._known.knows(leg.account.account_id):
+                # Known from a transaction that rolled back (or another database): open it.
+                accounts_repo.ensure(conn, [leg.account], now)
+                moved = accounts_repo.add_to_balance(conn, leg.account.account_id, leg.amount)
+            if moved is None:
                 raise InsufficientFunds(
                     f"{leg.account.account_id} has not enough funds",
                     metadata={"account_id": leg.account.account_id},
                 )
+        self._known.remember(leg.account.account_id for leg in draft.legs)
         transfer_id = new_ulid("trf_")
         ledger_repo.insert_transfer(conn, transfer_id, draft, now)
         return PostedTransfer(transfer_id, now)

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from libs.clock import Clock
 from libs.errors import FailedPrecondition, NotFound
@@ -75,6 +75,24 @@ AUTHORIZATION = "payment_authorization"
 CAPTURE = "payment_capture"
 RELEASE = "payment_release"
 COMPLETION = "payment_completion"
+
+_a, _l = accounts.c, points_lots.c
+# What a buyer can pay with, in one statement: unexpired points, cash, credit left.
+_AVAILABLE = select(
+    select(func.sum(_l.remaining))
+    .where(_l.user_id == bindparam("owner"), _l.currency == bindparam("currency"), _l.remaining > 0)
+    .where(_l.expires_at > bindparam("now"))
+    .scalar_subquery()
+    .label("points"),
+    select(func.sum(_a.balance))
+    .where(_a.owner == bindparam("owner"), _a.currency == bindparam("currency"), _a.kind == AccountKind.CASH.value)
+    .scalar_subquery()
+    .label("cash"),
+    select(func.sum(_a.balance - _a.floor))
+    .where(_a.owner == bindparam("owner"), _a.currency == bindparam("currency"), _a.kind == AccountKind.CREDIT.value)
+    .scalar_subquery()
+    .label("credit"),
+)
 
 # Statuses whose funds are held until captured, and so expire.
 ALLOWS_EXPIRY = frozenset({PaymentStatus.AUTHORIZED, PaymentStatus.IN_REVIEW})
@@ -188,6 +206,8 @@ class Payments:
                 raise
             if not fresh:
                 await self._release_card(prepared)
+            else:
+                self._outbox.notify()  # committed: wake the event streams
             payment = decode_payment(stored)
             if fresh and prepared.card_reference and payment.status is PaymentStatus.CAPTURED:
                 await self._cards.settle(prepared.card_reference, prepared.plan[Source.CARD], 0, 0)
@@ -220,25 +240,10 @@ class Payments:
             await self._cards.settle(prepared.card_reference, 0, prepared.plan[Source.CARD], 0)
 
     async def _available(self, request: CreateRequest) -> Available:
-        buyer, currency = request.buyer_id, request.currency
-        a = accounts.c
-        row = await self._db.fetch_one(
-            select(
-                func.sum(a.balance).filter(a.kind == AccountKind.CASH.value).label("cash"),
-                func.sum(a.balance - a.floor).filter(a.kind == AccountKind.CREDIT.value).label("credit"),
-            ).where(a.owner == buyer, a.currency == currency)
-        )
-        p = points_lots.c
-        points = await self._db.fetch_one(
-            select(func.sum(p.remaining).label("points")).where(
-                p.user_id == buyer, p.currency == currency, p.remaining > 0, p.expires_at > self._clock.now()
-            )
-        )
-        return Available(
-            points=int((points.points if points else 0) or 0),
-            cash=int((row.cash if row else 0) or 0),
-            credit=int((row.credit if row else 0) or 0),
-        )
+        params = {"owner": request.buyer_id, "currency": request.currency, "now": self._clock.now()}
+        row = await self._db.fetch_one(_AVAILABLE, params)
+        assert row is not None  # aggregates always give one row
+        return Available(points=int(row.points or 0), cash=int(row.cash or 0), credit=int(row.credit or 0))
 
     def _authorize(self, conn: Connection, request: CreateRequest, prepared: _Prepared) -> Payment:
         now = self._clock.now()
@@ -430,6 +435,7 @@ class Payments:
             await retry_conflicts(lambda: self._db.write_sync(effect))
         except FailedPrecondition:
             return False  # captured or canceled meanwhile
+        self._outbox.notify()
         await self._settle(moves)
         return True
 
@@ -457,6 +463,7 @@ class Payments:
                 return decode_payment(claim.stored)
             stored, fresh = await claim.commit(lambda conn: encode_payment(effect(conn, moves)))
         if fresh:
+            self._outbox.notify()
             await self._settle(moves)
         return decode_payment(stored)
 

@@ -1,24 +1,65 @@
-"""Accounts and their balances; every balance change is a guarded UPDATE."""
+"""Accounts and their balances; every balance change is a guarded UPDATE.
+
+The hot statements are built once with bound parameters: SQLAlchemy then reuses their
+cache keys and compiled forms, where building them per call cost more than running them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.payments.domain.accounts import Account, AccountKind
 from services.payments.store.tables import accounts
 
+_a = accounts.c
+_ENSURE = {
+    "postgresql": postgresql.insert(accounts).on_conflict_do_nothing(index_elements=["id"]),
+    "sqlite": sqlite.insert(accounts).on_conflict_do_nothing(index_elements=["id"]),
+}
+# The guard is in the WHERE clause, so it holds under any concurrency: on PostgreSQL a
+# second writer waits for the row and re-checks it on the committed balance; on SQLite
+# writers are serialized.
+_ADD = (
+    update(accounts)
+    .where(_a.id == bindparam("account"), or_(_a.floor.is_(None), _a.balance + bindparam("delta") >= _a.floor))
+    .values(balance=_a.balance + bindparam("delta"))
+    .returning(_a.balance)
+)
+
+
+class KnownAccounts:
+    """Account ids this process has opened or moved, so a transfer between them skips
+    opening them again (one statement less per transfer). An id may be remembered by a
+    transaction that then rolled back: the ledger opens the account and retries when the
+    guarded update finds no row.
+    """
+
+    def __init__(self) -> None:
+        self._known: set[str] = set()
+
+    def missing(self, wanted: Iterable[Account]) -> list[Account]:
+        """The accounts not known to exist."""
+        return [a for a in wanted if a.account_id not in self._known]
+
+    def knows(self, account_id: str) -> bool:
+        """Whether the account was skipped as known."""
+        return account_id in self._known
+
+    def remember(self, ids: Iterable[str]) -> None:
+        """Record accounts seen in a transfer."""
+        self._known.update(ids)
+
 
 def ensure(conn: Connection, wanted: Sequence[Account], now: datetime) -> None:
     """Open the accounts that do not exist yet (an existing account keeps its floor)."""
     if not wanted:
         return
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     rows = [
         {
             "id": a.account_id,
@@ -31,24 +72,14 @@ def ensure(conn: Connection, wanted: Sequence[Account], now: datetime) -> None:
         }
         for a in sorted(wanted, key=lambda a: a.account_id)
     ]
-    conn.execute(insert(accounts).on_conflict_do_nothing(index_elements=["id"]), rows)
+    conn.execute(_ENSURE[conn.dialect.name], rows)
 
 
 def add_to_balance(conn: Connection, account_id: str, delta: int) -> int | None:
-    """Move ``account_id``'s balance by ``delta`` unless that crosses its floor.
-
-    The guard is in the WHERE clause, so it holds under any concurrency: on PostgreSQL a
-    second writer waits for the row and re-checks the guard on the committed balance; on
-    SQLite writers are serialized. Returns the new balance, or None when refused.
+    """Move ``account_id``'s balance by ``delta`` unless that crosses its floor. Returns the
+    new balance, or None when refused.
     """
-    new_balance = accounts.c.balance + delta
-    stmt = (
-        update(accounts)
-        .where(and_(accounts.c.id == account_id, or_(accounts.c.floor.is_(None), new_balance >= accounts.c.floor)))
-        .values(balance=new_balance)
-        .returning(accounts.c.balance)
-    )
-    value = conn.execute(stmt).scalar_one_or_none()
+    value = conn.execute(_ADD, {"account": account_id, "delta": delta}).scalar_one_or_none()
     return None if value is None else int(value)
 
 
@@ -58,15 +89,14 @@ def _account(row: Row[Any, Any, Any, Any, Any, Any]) -> Account:
 
 async def owned_by(conn: AsyncConnection, owner: str) -> list[tuple[Account, int]]:
     """The accounts of ``owner`` with their balances, by kind and currency."""
-    a = accounts.c
-    query = select(a.id, a.owner, a.kind, a.currency, a.floor, a.balance).where(a.owner == owner)
-    rows = (await conn.execute(query.order_by(a.kind, a.currency))).all()
+    query = select(_a.id, _a.owner, _a.kind, _a.currency, _a.floor, _a.balance).where(_a.owner == owner)
+    rows = (await conn.execute(query.order_by(_a.kind, _a.currency))).all()
     return [(_account(r), int(r.balance)) for r in rows]
 
 
 async def balance_of(conn: AsyncConnection, account_id: str) -> int | None:
     """The balance of one account (None when it does not exist)."""
-    value = await conn.scalar(select(accounts.c.balance).where(accounts.c.id == account_id))
+    value = await conn.scalar(select(_a.balance).where(_a.id == account_id))
     return None if value is None else int(value)
 
 
@@ -76,7 +106,7 @@ def balances_of(conn: Connection, account_ids: Sequence[str], *, lock: bool = Fa
     """
     if not account_ids:
         return {}
-    query = select(accounts.c.id, accounts.c.balance).where(accounts.c.id.in_(sorted(set(account_ids))))
+    query = select(_a.id, _a.balance).where(_a.id.in_(sorted(set(account_ids))))
     if lock and conn.dialect.name == "postgresql":
-        query = query.order_by(accounts.c.id).with_for_update()
+        query = query.order_by(_a.id).with_for_update()
     return {r.id: int(r.balance) for r in conn.execute(query)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,10 +24,12 @@ async def unfreeze(conn: AsyncConnection, user_id: str) -> None:
     await conn.execute(delete(frozen_wallets).where(frozen_wallets.c.user_id == user_id))
 
 
+_FROZEN_AMONG = select(frozen_wallets.c.user_id).where(frozen_wallets.c.user_id.in_(bindparam("ids", expanding=True)))
+
+
 def frozen_among(conn: Connection, user_ids: Iterable[str]) -> set[str]:
     """Which of ``user_ids`` have a frozen wallet."""
     wanted = sorted(set(user_ids))
     if not wanted:
         return set()
-    rows = conn.execute(select(frozen_wallets.c.user_id).where(frozen_wallets.c.user_id.in_(wanted)))
-    return {r[0] for r in rows}
+    return {r[0] for r in conn.execute(_FROZEN_AMONG, {"ids": wanted})}

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.payments.domain.idempotency import IdempotencyRecord
 from services.payments.store.tables import idempotency_keys
 
+_k = idempotency_keys.c
+_GET = select(idempotency_keys).where(_k.scope == bindparam("scope"), _k.key == bindparam("key"))
+_PUT = insert(idempotency_keys)
+
 
 def get(conn: Connection, scope: str, key: str) -> IdempotencyRecord | None:
     """The record of ``key`` in ``scope``, if any."""
-    k = idempotency_keys.c
-    row = (conn.execute(select(idempotency_keys).where(k.scope == scope, k.key == key))).first()
+    row = conn.execute(_GET, {"scope": scope, "key": key}).first()
     if row is None:
         return None
     return IdempotencyRecord(row.scope, row.key, row.request_hash, row.response, row.created_at, row.expires_at)
@@ -23,14 +26,15 @@ def get(conn: Connection, scope: str, key: str) -> IdempotencyRecord | None:
 def put(conn: Connection, record: IdempotencyRecord) -> None:
     """Store a record (a duplicate key fails the transaction: the effect is rolled back)."""
     conn.execute(
-        insert(idempotency_keys).values(
-            scope=record.scope,
-            key=record.key,
-            request_hash=record.request_hash,
-            response=record.response,
-            created_at=record.created_at,
-            expires_at=record.expires_at,
-        )
+        _PUT,
+        {
+            "scope": record.scope,
+            "key": record.key,
+            "request_hash": record.request_hash,
+            "response": record.response,
+            "created_at": record.created_at,
+            "expires_at": record.expires_at,
+        },
     )
 
 

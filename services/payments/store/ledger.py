@@ -28,15 +28,24 @@ class HistoryLine:
     description: str
 
 
+_INSERT_TRANSFER = insert(transfers)
+_INSERT_ENTRIES = insert(entries)
+
+
 def insert_transfer(conn: Connection, transfer_id: str, draft: TransferDraft, now: datetime) -> None:
     """Write the transfer row and one entry per leg."""
     conn.execute(
-        insert(transfers).values(
-            id=transfer_id, kind=draft.kind, description=draft.description, reverses=draft.reverses, created_at=now
-        )
+        _INSERT_TRANSFER,
+        {
+            "id": transfer_id,
+            "kind": draft.kind,
+            "description": draft.description,
+            "reverses": draft.reverses,
+            "created_at": now,
+        },
     )
     conn.execute(
-        insert(entries),
+        _INSERT_ENTRIES,
         [
             {
                 "transfer_id": transfer_id,

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from services.payments.domain.payments import (
     FundingLine,
@@ -23,37 +23,54 @@ from services.payments.domain.payments import (
 )
 from services.payments.store.tables import payment_funding, payment_points, payments, points_lots, refunds
 
+_p, _f, _r, _pp = payments.c, payment_funding.c, refunds.c, payment_points.c
+_INSERT_PAYMENT = insert(payments)
+_INSERT_FUNDING = insert(payment_funding)
+_INSERT_POINTS = insert(payment_points)
+_INSERT_REFUND = insert(refunds)
+_GET = select(payments).where(_p.id == bindparam("id"))
+_GET_LOCKED = _GET.with_for_update()
+_FUNDING = select(payment_funding).where(_f.payment_id == bindparam("id"))
+_REFUNDS = select(refunds).where(_r.payment_id == bindparam("id")).order_by(_r.created_at, _r.id)
+_ADD_RETURNED = (
+    update(payment_funding)
+    .where(_f.payment_id == bindparam("id"), _f.source == bindparam("src"))
+    .values(refunded=_f.refunded + bindparam("back"))
+)
+_TRANSITIONS: dict[tuple[str, ...], Any] = {}
+
 
 def insert_payment(conn: Connection, payment: Payment) -> None:
     """Record a new payment with its funding lines."""
     conn.execute(
-        insert(payments).values(
-            id=payment.payment_id,
-            order_id=payment.order_id,
-            buyer_id=payment.buyer_id,
-            seller_id=payment.seller_id,
-            currency=payment.currency,
-            amount=payment.amount,
-            status=payment.status.value,
-            remainder_method=payment.remainder.value,
-            captured=payment.captured,
-            refunded=payment.refunded,
-            fee=payment.fee,
-            shard=payment.shard,
-            risk_decision=payment.risk.decision,
-            risk_assessment_id=payment.risk.assessment_id,
-            risk_score=payment.risk.score,
-            risk_reasons=",".join(payment.risk.reason_codes),
-            card_reference=payment.card_reference,
-            description=payment.description,
-            hold_expires_at=payment.hold_expires_at,
-            created_at=payment.created_at,
-            updated_at=payment.updated_at,
-        )
+        _INSERT_PAYMENT,
+        {
+            "id": payment.payment_id,
+            "order_id": payment.order_id,
+            "buyer_id": payment.buyer_id,
+            "seller_id": payment.seller_id,
+            "currency": payment.currency,
+            "amount": payment.amount,
+            "status": payment.status.value,
+            "remainder_method": payment.remainder.value,
+            "captured": payment.captured,
+            "refunded": payment.refunded,
+            "fee": payment.fee,
+            "shard": payment.shard,
+            "risk_decision": payment.risk.decision,
+            "risk_assessment_id": payment.risk.assessment_id,
+            "risk_score": payment.risk.score,
+            "risk_reasons": ",".join(payment.risk.reason_codes),
+            "card_reference": payment.card_reference,
+            "description": payment.description,
+            "hold_expires_at": payment.hold_expires_at,
+            "created_at": payment.created_at,
+            "updated_at": payment.updated_at,
+        },
     )
     if payment.funding:
         conn.execute(
-            insert(payment_funding),
+            _INSERT_FUNDING,
             [
                 {"payment_id": payment.payment_id, "source": f.source.value, "amount": f.amount, "refunded": f.returned}
                 for f in payment.funding
@@ -65,7 +82,7 @@ def record_points(conn: Connection, payment_id: str, spent: Iterable[tuple[str, 
     """Remember which lots paid how many points."""
     rows = [{"payment_id": payment_id, "lot_id": lot, "points": n, "returned": 0} for lot, n in spent]
     if rows:
-        conn.execute(insert(payment_points), rows)
+        conn.execute(_INSERT_POINTS, rows)
 
 
 def points_to_return(conn: Connection, payment_id: str) -> list[tuple[str, int]]:
@@ -94,13 +111,8 @@ def mark_points_returned(conn: Connection, payment_id: str, lot_id: str, points:
 
 def add_returned(conn: Connection, payment_id: str, returned: Mapping[Source, int]) -> None:
     """Count money as gone back to each source."""
-    f = payment_funding.c
     for source, amount in returned.items():
-        conn.execute(
-            update(payment_funding)
-            .where(f.payment_id == payment_id, f.source == source.value)
-            .values(refunded=f.refunded + amount)
-        )
+        conn.execute(_ADD_RETURNED, {"id": payment_id, "src": source.value, "back": amount})
 
 
 def transition(
@@ -119,33 +131,31 @@ def transition(
 def insert_refund(conn: Connection, payment_id: str, refund: RefundRecord, currency: str, transfer_id: str) -> None:
     """Record a refund."""
     conn.execute(
-        insert(refunds).values(
-            id=refund.refund_id,
-            payment_id=payment_id,
-            amount=refund.amount,
-            currency=currency,
-            reason=refund.reason,
-            transfer_id=transfer_id,
-            created_at=refund.created_at,
-        )
+        _INSERT_REFUND,
+        {
+            "id": refund.refund_id,
+            "payment_id": payment_id,
+            "amount": refund.amount,
+            "currency": currency,
+            "reason": refund.reason,
+            "transfer_id": transfer_id,
+            "created_at": refund.created_at,
+        },
     )
 
 
 def get(conn: Connection, payment_id: str, *, for_update: bool = False) -> Payment | None:
     """A payment with its funding lines and refunds; ``for_update`` locks its row (PostgreSQL)."""
-    query = select(payments).where(payments.c.id == payment_id)
-    if for_update and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    locked = for_update and conn.dialect.name == "postgresql"
+    row = conn.execute(_GET_LOCKED if locked else _GET, {"id": payment_id}).first()
     if row is None:
         return None
-    f, r = payment_funding.c, refunds.c
     funding = tuple(
         FundingLine(Source(x.source), int(x.amount), int(x.refunded))
-        for x in conn.execute(select(payment_funding).where(f.payment_id == payment_id))
+        for x in conn.execute(_FUNDING, {"id": payment_id})
     )
     ordered = sorted(funding, key=lambda line: list(Source).index(line.source))
-    refund_rows = conn.execute(select(refunds).where(r.payment_id == payment_id).order_by(r.created_at, r.id))
+    refund_rows = conn.execute(_REFUNDS, {"id": payment_id})
     made = tuple(RefundRecord(x.id, int(x.amount), x.reason, x.created_at) for x in refund_rows)
     return _payment(row, tuple(ordered), made)
 

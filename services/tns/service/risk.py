@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
+
 from libs.clock import Clock
 from libs.errors import FieldViolation, InvalidArgument, Violations
 from libs.ids import new_ulid
@@ -30,25 +32,29 @@ class RiskAssessor:
         validate_request(violations, request)
         violations.raise_if_any("the transaction has invalid fields")
         # A retry is the common repeat: answer it without taking the write lock.
-        async with self._db.read() as conn:
-            stored = await risk_repo.by_transaction(conn, request.transaction_id)
-        if stored is not None:
-            return _replay(stored, request)
-        async with self._db.transaction() as tx:
+        row = await self._db.fetch_one(risk_repo.BY_TRANSACTION, {"transaction_id": request.transaction_id})
+        if row is not None:
+            return _replay(risk_repo.assessment_of(row), request)
+
+        def decide(conn: Connection) -> RiskAssessment | None:
             # Features are read in the write transaction so that, on SQLite, concurrent
-            # assessments of one buyer count each other.
-            stored = await risk_repo.by_transaction(tx.conn, request.transaction_id)
-            if stored is None:
-                now = self._clock.now()
-                inputs = await risk_repo.load_inputs(tx.conn, request, now)
-                fresh = RiskAssessment(new_ulid("rsk_"), request, assess(inputs, self._policy), now)
-                if await risk_repo.add(tx.conn, fresh):
-                    return fresh
-                # A concurrent duplicate committed first (PostgreSQL): its answer stands.
-                stored = await risk_repo.by_transaction(tx.conn, request.transaction_id)
-        if stored is None:  # pragma: no cover — the unique violation proves the row exists
+            # assessments of one buyer count each other. On a SQLite file this whole
+            # transaction runs inline (no thread hop per statement).
+            stored = risk_repo.by_transaction(conn, request.transaction_id)
+            if stored is not None:
+                return stored
+            now = self._clock.now()
+            inputs = risk_repo.load_inputs(conn, request, now)
+            fresh = RiskAssessment(new_ulid("rsk_"), request, assess(inputs, self._policy), now)
+            if risk_repo.add(conn, fresh):
+                return fresh
+            # A concurrent duplicate committed first (PostgreSQL): its answer stands.
+            return risk_repo.by_transaction(conn, request.transaction_id)
+
+        decided = await self._db.write_sync(decide)
+        if decided is None:  # pragma: no cover — the unique violation proves the row exists
             raise RuntimeError(f"assessment of {request.transaction_id!r} vanished")
-        return _replay(stored, request)
+        return _replay(decided, request)
 
 
 def _replay(stored: RiskAssessment, request: TransactionRequest) -> RiskAssessment:

@@ -7,9 +7,8 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, distinct, func, insert, literal, or_, select
+from sqlalchemy import Connection, Row, bindparam, distinct, func, insert, literal, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.tns.domain.enforcement import Standing, StandingLevel
 from services.tns.domain.risk import (
@@ -31,13 +30,22 @@ from services.tns.store.tables import known_users, labels, risk_assessments, sta
 _ra = risk_assessments
 
 
-async def load_inputs(conn: AsyncConnection, request: TransactionRequest, now: datetime) -> RiskInputs:
+def load_inputs(conn: Connection, request: TransactionRequest, now: datetime) -> RiskInputs:
     """Gather every feature of ``request`` as of ``now``, in two round trips: one
     statement of scalar subqueries, one for the parties' labels.
     """
     buyer, seller = request.buyer_id, request.seller_id
-    row = (await conn.execute(select(*_feature_columns(request, now)))).one()
-    user_labels = await _active_labels(conn, [buyer, seller] if seller else [buyer], now)
+    params = {
+        "buyer": buyer,
+        "seller": seller,
+        "currency": request.currency,
+        "device": request.device_id,
+        "velocity_since": now - VELOCITY_WINDOW,
+        "amount_since": now - AMOUNT_WINDOW,
+        "device_since": now - DEVICE_WINDOW,
+    }
+    row = conn.execute(_FEATURES_WITH_DEVICE if request.device_id else _FEATURES, params).one()
+    user_labels = _active_labels(conn, [buyer, seller] if seller else [buyer], now)
     signed_up_at: datetime | None = row.buyer_signed_up_at
     age = None if signed_up_at is None else (now - signed_up_at).total_seconds() / 86_400
     seller_party = (
@@ -57,33 +65,38 @@ async def load_inputs(conn: AsyncConnection, request: TransactionRequest, now: d
     )
 
 
-def _feature_columns(request: TransactionRequest, now: datetime) -> list[Any]:
-    """The scalar subqueries of one feature row (a SELECT without FROM)."""
-    buyer, seller = request.buyer_id, request.seller_id
+def _user_value(column: Any, key: Any, who: str, name: str) -> Any:
+    return select(column).where(key == bindparam(who)).scalar_subquery().label(name)
+
+
+def _feature_columns(with_device: bool) -> list[Any]:
+    """The scalar subqueries of one feature row (a SELECT without FROM), values bound at
+    execution so the statement is built and compiled once.
+    """
     columns: list[Any] = [
-        _user_value(known_users.c.signed_up_at, known_users.c.user_id, buyer, "buyer_signed_up_at"),
-        _user_value(known_users.c.suspended, known_users.c.user_id, buyer, "buyer_suspended"),
-        _user_value(known_users.c.suspended, known_users.c.user_id, seller, "seller_suspended"),
-        _user_value(standings.c.level, standings.c.user_id, buyer, "buyer_level"),
-        _user_value(standings.c.restricted_until, standings.c.user_id, buyer, "buyer_until"),
-        _user_value(standings.c.level, standings.c.user_id, seller, "seller_level"),
-        _user_value(standings.c.restricted_until, standings.c.user_id, seller, "seller_until"),
+        _user_value(known_users.c.signed_up_at, known_users.c.user_id, "buyer", "buyer_signed_up_at"),
+        _user_value(known_users.c.suspended, known_users.c.user_id, "buyer", "buyer_suspended"),
+        _user_value(known_users.c.suspended, known_users.c.user_id, "seller", "seller_suspended"),
+        _user_value(standings.c.level, standings.c.user_id, "buyer", "buyer_level"),
+        _user_value(standings.c.restricted_until, standings.c.user_id, "buyer", "buyer_until"),
+        _user_value(standings.c.level, standings.c.user_id, "seller", "seller_level"),
+        _user_value(standings.c.restricted_until, standings.c.user_id, "seller", "seller_until"),
         select(func.count())
         .select_from(_ra)
-        .where(_ra.c.buyer_id == buyer, _ra.c.assessed_at >= now - VELOCITY_WINDOW)
+        .where(_ra.c.buyer_id == bindparam("buyer"), _ra.c.assessed_at >= bindparam("velocity_since"))
         .scalar_subquery()
         .label("recent_count"),
         select(func.coalesce(func.sum(_ra.c.amount), 0))
-        .where(_ra.c.buyer_id == buyer, _ra.c.currency == request.currency, _ra.c.assessed_at >= now - AMOUNT_WINDOW)
+        .where(_ra.c.buyer_id == bindparam("buyer"), _ra.c.currency == bindparam("currency"))
+        .where(_ra.c.assessed_at >= bindparam("amount_since"))
         .scalar_subquery()
         .label("recent_amount"),
     ]
-    if request.device_id:
+    if with_device:
         columns.append(
             select(func.count(distinct(_ra.c.buyer_id)))
-            .where(
-                _ra.c.device_id == request.device_id, _ra.c.buyer_id != buyer, _ra.c.assessed_at >= now - DEVICE_WINDOW
-            )
+            .where(_ra.c.device_id == bindparam("device"), _ra.c.buyer_id != bindparam("buyer"))
+            .where(_ra.c.assessed_at >= bindparam("device_since"))
             .scalar_subquery()
             .label("other_device_buyers")
         )
@@ -93,19 +106,20 @@ def _feature_columns(request: TransactionRequest, now: datetime) -> list[Any]:
     return columns
 
 
-def _user_value(column: Any, key: Any, user_id: str, name: str) -> Any:
-    return select(column).where(key == user_id).scalar_subquery().label(name)
+_FEATURES = select(*_feature_columns(with_device=False))
+_FEATURES_WITH_DEVICE = select(*_feature_columns(with_device=True))
+_LABELS = select(labels.c.user_id, labels.c.label).where(
+    labels.c.user_id.in_(bindparam("users", expanding=True)),
+    or_(labels.c.expires_at.is_(None), labels.c.expires_at > bindparam("now")),
+)
+_INSERT = insert(_ra)
+BY_TRANSACTION = select(_ra).where(_ra.c.transaction_id == bindparam("transaction_id"))
 
 
-async def _active_labels(conn: AsyncConnection, user_ids: list[str], now: datetime) -> defaultdict[str, set[str]]:
+def _active_labels(conn: Connection, user_ids: list[str], now: datetime) -> defaultdict[str, set[str]]:
     """Labels in force now, per user."""
-    rows = await conn.execute(
-        select(labels.c.user_id, labels.c.label).where(
-            labels.c.user_id.in_(user_ids), or_(labels.c.expires_at.is_(None), labels.c.expires_at > now)
-        )
-    )
     out: defaultdict[str, set[str]] = defaultdict(set)
-    for user_id, label in rows:
+    for user_id, label in conn.execute(_LABELS, {"users": user_ids, "now": now}):
         out[user_id].add(label)
     return out
 
@@ -123,44 +137,45 @@ def _party(
     return Party(user_id, standing.effective_level(now), bool(suspended), frozenset(user_labels))
 
 
-async def add(conn: AsyncConnection, assessment: RiskAssessment) -> bool:
+def add(conn: Connection, assessment: RiskAssessment) -> bool:
     """Insert an assessment; False when its transaction_id already has one."""
     req, outcome = assessment.request, assessment.outcome
+    reasons = outcome.reasons
     assert req.payment_method is not None  # validated before scoring
+    row = {
+        "id": assessment.assessment_id,
+        "transaction_id": req.transaction_id,
+        "buyer_id": req.buyer_id,
+        "seller_id": req.seller_id,
+        "amount": req.amount,
+        "currency": req.currency,
+        "payment_method": req.payment_method.value,
+        "device_id": req.device_id,
+        "ip_address": req.ip_address,
+        "score": outcome.score,
+        "decision": outcome.decision.value,
+        "reasons": json.dumps(
+            [{"code": r.code.value, "detail": r.detail, "points": r.points} for r in outcome.reasons]
+        ),
+        "assessed_at": assessment.assessed_at,
+    }
     try:
         # A savepoint keeps the transaction usable after losing a race on transaction_id.
-        async with conn.begin_nested():
-            await conn.execute(
-                insert(_ra).values(
-                    id=assessment.assessment_id,
-                    transaction_id=req.transaction_id,
-                    buyer_id=req.buyer_id,
-                    seller_id=req.seller_id,
-                    amount=req.amount,
-                    currency=req.currency,
-                    payment_method=req.payment_method.value,
-                    device_id=req.device_id,
-                    ip_address=req.ip_address,
-                    score=outcome.score,
-                    decision=outcome.decision.value,
-                    reasons=json.dumps(
-                        [{"code": r.code.value, "detail": r.detail, "points": r.points} for r in outcome.reasons]
-                    ),
-                    assessed_at=assessment.assessed_at,
-                )
-            )
+        with conn.begin_nested():
+            conn.execute(_INSERT, row)
     except IntegrityError:
         return False
     return True
 
 
-async def by_transaction(conn: AsyncConnection, transaction_id: str) -> RiskAssessment | None:
+def by_transaction(conn: Connection, transaction_id: str) -> RiskAssessment | None:
     """Return the assessment of ``transaction_id``, if it was assessed."""
-    row = (await conn.execute(select(_ra).where(_ra.c.transaction_id == transaction_id))).first()
-    return _assessment(row) if row else None
+    row = conn.execute(BY_TRANSACTION, {"transaction_id": transaction_id}).first()
+    return assessment_of(row) if row else None
 
 
-def _assessment(row: Row[Any]) -> RiskAssessment:
+def assessment_of(row: Row[Any]) -> RiskAssessment:
+    """The assessment of a ``risk_assessments`` row."""
     m = row._mapping
     request = TransactionRequest(
         transaction_id=m["transaction_id"],
