@@ -140,7 +140,6 @@ def _party(
 def add(conn: Connection, assessment: RiskAssessment) -> bool:
     """Insert an assessment; False when its transaction_id already has one."""
     req, outcome = assessment.request, assessment.outcome
-    reasons = outcome.reasons
     assert req.payment_method is not None  # validated before scoring
     row = {
         "id": assessment.assessment_id,
