@@ -1,0 +1,1 @@
+"""Marketing use cases: the domain and the store put to work."""

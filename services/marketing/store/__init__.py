@@ -1,0 +1,1 @@
+"""How marketing keeps its data (SQLAlchemy Core, SQLite or PostgreSQL)."""
