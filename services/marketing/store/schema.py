@@ -1,0 +1,10 @@
+"""Every marketing table on one MetaData: importing this module registers them all (the
+migrations environment and the tests start here).
+"""
+
+from __future__ import annotations
+
+from services.marketing.store import facts as _facts  # noqa: F401 — registers its tables
+from services.marketing.store.tables import metadata
+
+__all__ = ["metadata"]
