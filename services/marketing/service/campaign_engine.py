@@ -1,0 +1,289 @@
+"""The campaign engine: for each new event, every running campaign it triggers decides
+what the user gets, in the event's own transaction.
+
+What the engine writes — the budget reservation, the reward queued for Payments, the
+delivery, the receipt and the counters — commits with the event or not at all; the
+grant itself goes out later from the reward queue (`GrantDispatcher`), so a Payments
+outage delays grants but never loses or doubles one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from furima.marketing.v1 import campaign_service_pb2, events_pb2
+from furima.types.v1 import money_pb2
+from sqlalchemy import Connection
+
+from libs.events import Outbox
+from libs.ids import new_ulid
+from libs.pb import timestamp
+from services.marketing.domain.campaigns import (
+    CampaignVariant,
+    Channel,
+    CouponIncentive,
+    EventTrigger,
+    Outcome,
+    Situation,
+    SkipReason,
+    decide,
+    is_restricted,
+    local_day,
+    render,
+)
+from services.marketing.domain.events import Catalogue, UserEvent
+from services.marketing.domain.experiments import Experiment, Variant, assign, in_holdout
+from services.marketing.domain.facts import UserFacts
+from services.marketing.domain.segments import matches_properties, parse_property_filter
+from services.marketing.domain.segments_ast import Node
+from services.marketing.store import campaigns as store
+from services.marketing.store.campaigns import Reward, StoredCampaign
+
+_CHANNELS = {
+    Channel.PUSH: campaign_service_pb2.CHANNEL_PUSH,
+    Channel.EMAIL: campaign_service_pb2.CHANNEL_EMAIL,
+    Channel.IN_APP: campaign_service_pb2.CHANNEL_IN_APP,
+}
+
+
+class MembershipCheck(Protocol):
+    """Whether a user is in a segment now (real time, from their facts)."""
+
+    def is_member(self, conn: Connection, segment_id: str, facts: UserFacts, now: datetime) -> bool:
+        """The membership of ``facts.user_id`` in ``segment_id`` as of ``now``."""
+        ...
+
+
+class NotificationSink(Protocol):
+    """Where campaign messages go (push, e-mail, in-app)."""
+
+    def deliver(self, channel: str, user_id: str, title: str, body: str, link: str) -> str | None:
+        """Hand a message over; None when accepted, else why it was refused."""
+        ...
+
+
+@dataclass
+class RecordingSink:
+    """The in-process notification sink: accepts every message and keeps it (the
+    development stack's and the tests' sink; a real one is an adapter to a push/e-mail
+    provider with the same method).
+    """
+
+    sent: list[tuple[str, str, str, str, str]]
+
+    def deliver(self, channel: str, user_id: str, title: str, body: str, link: str) -> str | None:
+        """Accept and remember the message."""
+        self.sent.append((channel, user_id, title, body, link))
+        return None
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """The global holdout: users in it get nothing from any campaign."""
+
+    salt: str = "global"
+    bps: int = 500
+
+
+class CampaignEngine:
+    """An event listener that runs the campaigns an event triggers."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        membership: MembershipCheck,
+        sink: NotificationSink,
+        outbox: Outbox,
+        holdout: Holdout,
+    ) -> None:
+        self._catalogue = catalogue
+        self._membership = membership
+        self._sink = sink
+        self._outbox = outbox
+        self._holdout = holdout
+        self._filters: dict[tuple[str, str], Node] = {}
+
+    def on_event(self, conn: Connection, event: UserEvent, facts: UserFacts, now: datetime) -> None:
+        """Fire every running campaign triggered by ``event`` for its user."""
+        for campaign in store.running_for(conn, event.type):
+            self.fire(conn, campaign, event, facts, now)
+
+    def fire(
+        self, conn: Connection, campaign: StoredCampaign, event: UserEvent, facts: UserFacts, now: datetime
+    ) -> Outcome:
+        """Decide and record one firing of ``campaign`` for the event's user."""
+        d = campaign.definition
+        trigger = d.trigger
+        assert isinstance(trigger, EventTrigger)
+        user = event.user_id
+        variant = self._variant(campaign, user)
+        situation = Situation(
+            in_segment=self._membership.is_member(conn, d.segment_id, facts, now),
+            filter_passes=self._passes(trigger, event),
+            is_first=_count(facts, event.type) == 1,
+            in_global_holdout=in_holdout(user, self._holdout.salt, self._holdout.bps),
+            variant=variant,
+            received_so_far=store.received(conn, campaign.campaign_id, user),
+            messages_today=(
+                store.messages_on(conn, user, d.communication.channel, local_day(now, facts).isoformat())
+                if d.communication is not None
+                else 0
+            ),
+            budget_left=d.budget - campaign.spent,
+        )
+        outcome = decide(d, situation, is_restricted(facts))
+        # The budget is reserved with a guarded UPDATE: what decide saw may be stale.
+        if outcome.incentive is not None and not store.reserve_budget(conn, campaign.campaign_id, outcome.cost):
+            outcome = Outcome(None, 0, outcome.message, (*outcome.skipped, SkipReason.BUDGET_EXHAUSTED))
+        self._record(conn, campaign, event, facts, now, variant, outcome)
+        return outcome
+
+    def _passes(self, trigger: EventTrigger, event: UserEvent) -> bool:
+        if not trigger.property_filter:
+            return True
+        key = (trigger.event_type, trigger.property_filter)
+        node = self._filters.get(key)
+        if node is None:
+            spec = self._catalogue.event_type(trigger.event_type)
+            if spec is None:  # validated at creation; a catalogue change drops the campaign's events
+                return False
+            node = self._filters[key] = parse_property_filter(trigger.property_filter, spec)
+        return matches_properties(node, event.properties)
+
+    def _variant(self, campaign: StoredCampaign, user_id: str) -> CampaignVariant | None:
+        experiment = campaign.definition.experiment
+        if experiment is None:
+            return None
+        # The variants cannot change once the campaign runs, so the hash is sticky.
+        pure = Experiment(
+            campaign.campaign_id,
+            campaign.campaign_id,
+            tuple(Variant(v.name, v.weight) for v in experiment.variants),
+            experiment.control,
+        )
+        name = assign(pure, user_id)
+        return next(v for v in experiment.variants if v.name == name)
+
+    def _record(
+        self,
+        conn: Connection,
+        campaign: StoredCampaign,
+        event: UserEvent,
+        facts: UserFacts,
+        now: datetime,
+        variant: CampaignVariant | None,
+        outcome: Outcome,
+    ) -> None:
+        cid, user, arm = campaign.campaign_id, event.user_id, variant.name if variant else ""
+        counts = {"firings": 1} if SkipReason.NOT_IN_SEGMENT not in outcome.skipped else {}
+        for reason in outcome.skipped:
+            counts[f"skip:{reason.value}"] = 1
+        if outcome.incentive is not None:
+            self._reward(conn, campaign, event, now, arm, outcome)
+            counts["incentives"] = 1
+            counts["granted"] = outcome.cost
+        if outcome.message is not None:
+            title, body = render(outcome.message, outcome.incentive, facts, now)
+            refused = self._sink.deliver(outcome.message.channel.value, user, title, body, outcome.message.link)
+            delivery_id = new_ulid("dlv_")
+            local = local_day(now, facts).isoformat()
+            store.insert_delivery(
+                conn,
+                {
+                    "id": delivery_id,
+                    "campaign_id": cid,
+                    "user_id": user,
+                    "channel": outcome.message.channel.value,
+                    "variant": arm,
+                    "trigger_event_id": event.event_id,
+                    "local_date": local,
+                    "title": title,
+                    "body": body,
+                    "link": outcome.message.link,
+                    "delivered": 0 if refused else 1,
+                    "failure_reason": refused or "",
+                    "created_at": now,
+                },
+            )
+            self._outbox.append_sync(
+                conn, user, _delivered(delivery_id, cid, user, outcome, arm, event, refused, local, now)
+            )
+            counts[f"messages:{outcome.message.channel.value}:{'failed' if refused else 'delivered'}"] = 1
+        if outcome.reached:
+            if store.received(conn, cid, user) == 0:
+                counts["users_reached"] = 1
+            store.add_receipt(conn, cid, user)
+        store.bump(conn, cid, arm, counts)
+
+    def _reward(
+        self, conn: Connection, campaign: StoredCampaign, event: UserEvent, now: datetime, arm: str, outcome: Outcome
+    ) -> None:
+        incentive = outcome.incentive
+        assert incentive is not None
+        coupon = isinstance(incentive, CouponIncentive)
+        reward = Reward(
+            reward_id=new_ulid("rwd_"),
+            campaign_id=campaign.campaign_id,
+            user_id=event.user_id,
+            trigger_event_id=event.event_id,
+            variant=arm,
+            kind="coupon" if coupon else "points",
+            amount=outcome.cost,
+            currency=incentive.currency,
+            coupon_code=incentive.code if isinstance(incentive, CouponIncentive) else "",
+            # Fixed now, so every retry of the grant sends the very same request.
+            expires_at=(now + timedelta(days=incentive.expiry_days)).replace(microsecond=0),
+            # A coupon is issued here and now; points wait for Payments.
+            status="GRANTED" if coupon else "PENDING",
+        )
+        store.insert_reward(conn, reward, now)
+        if coupon:
+            self._outbox.append_sync(conn, event.user_id, incentive_granted(reward, "", now))
+
+
+def _count(facts: UserFacts, event_type: str) -> int:
+    stats = facts.events.get(event_type)
+    return 0 if stats is None else stats.count
+
+
+def _delivered(
+    delivery_id: str,
+    campaign_id: str,
+    user_id: str,
+    outcome: Outcome,
+    variant: str,
+    event: UserEvent,
+    refused: str | None,
+    local: str,
+    now: datetime,
+) -> events_pb2.MessageDelivered:
+    assert outcome.message is not None
+    return events_pb2.MessageDelivered(
+        delivery_id=delivery_id,
+        campaign_id=campaign_id,
+        user_id=user_id,
+        channel=_CHANNELS[outcome.message.channel],
+        variant=variant,
+        trigger_event_id=event.event_id,
+        delivered=refused is None,
+        failure_reason=refused or "",
+        local_date=local,
+        occurred_at=timestamp(now),
+    )
+
+
+def incentive_granted(reward: Reward, grant_id: str, now: datetime) -> events_pb2.IncentiveGranted:
+    """The IncentiveGranted event of a reward."""
+    return events_pb2.IncentiveGranted(
+        campaign_id=reward.campaign_id,
+        user_id=reward.user_id,
+        trigger_event_id=reward.trigger_event_id,
+        variant=reward.variant,
+        amount=money_pb2.Money(amount=reward.amount, currency=reward.currency),
+        points_grant_id=grant_id,
+        coupon_code=reward.coupon_code,
+        expires_at=timestamp(reward.expires_at),
+        granted_at=timestamp(now),
+    )

@@ -1,0 +1,183 @@
+"""The reward queue's dispatcher: grants queued points through Payments GrantPoints.
+
+A reward is queued in the transaction of the event that earned it. The dispatcher sends
+it with the idempotency key ``campaign:{campaign}:{user}:{trigger event}`` and a request
+fixed at queueing time, so a retry — after a timeout, a Payments outage or a crash of
+this process — is the same request and Payments applies it once. Transient failures are
+retried with backoff; a refusal (or too many attempts) fails the reward and gives its
+budget back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+from typing import Protocol
+
+import grpc
+import structlog
+from furima.payments.v1 import points_service_pb2 as points_pb
+from furima.payments.v1 import points_service_pb2_grpc as points_grpc
+from furima.types.v1 import money_pb2
+from sqlalchemy import Connection
+
+from libs.clock import Clock
+from libs.events import Outbox
+from libs.pb import timestamp
+from libs.storage import Database
+from services.marketing.domain.campaigns import grant_key
+from services.marketing.service.campaign_engine import incentive_granted
+from services.marketing.store import campaigns as store
+from services.marketing.store.campaigns import Reward
+
+log = structlog.get_logger("furima.marketing.grants")
+
+MAX_ATTEMPTS = 30
+_RETRYABLE = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.CANCELLED,
+    }
+)
+
+
+class GrantRetry(Exception):
+    """The grant may not have happened; try again later with the same request."""
+
+
+class GrantRefused(Exception):
+    """Payments refused the grant for good (the request itself is wrong)."""
+
+
+class PointsGranter(Protocol):
+    """Something that grants points idempotently per key."""
+
+    async def grant(self, key: str, reward: Reward, description: str) -> str:
+        """The grant id; GrantRetry or GrantRefused otherwise."""
+        ...
+
+
+class PaymentsPoints:
+    """Payments PointsService over gRPC."""
+
+    def __init__(self, channel: grpc.aio.Channel, timeout: float = 5.0) -> None:
+        self._stub = points_grpc.PointsServiceStub(channel)
+        self._timeout = timeout
+
+    async def grant(self, key: str, reward: Reward, description: str) -> str:
+        """Call GrantPoints (the campaign's budget account funds it)."""
+        request = points_pb.GrantPointsRequest(
+            idempotency_key=key,
+            user_id=reward.user_id,
+            amount=money_pb2.Money(amount=reward.amount, currency=reward.currency),
+            campaign_id=reward.campaign_id,
+            expires_at=timestamp(reward.expires_at),
+            description=description,
+        )
+        try:
+            response = await self._stub.GrantPoints(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _RETRYABLE:
+                raise GrantRetry(f"{exc.code().name}: {exc.details()}") from exc
+            raise GrantRefused(f"{exc.code().name}: {exc.details()}") from exc
+        return response.grant.grant_id
+
+
+def backoff(attempts: int) -> timedelta:
+    """The wait before the next attempt: 1 s doubling, at most 5 minutes."""
+    return timedelta(seconds=min(300.0, 2.0 ** max(attempts - 1, 0)))
+
+
+class GrantDispatcher:
+    """Sends due rewards to Payments; safe in several processes (guarded transitions)."""
+
+    def __init__(self, db: Database, clock: Clock, outbox: Outbox, granter: PointsGranter) -> None:
+        self._db = db
+        self._clock = clock
+        self._outbox = outbox
+        self._granter = granter
+        self._task: asyncio.Task[None] | None = None
+
+    async def run_due(self, limit: int = 100) -> int:
+        """Send every due reward once; returns how many were granted."""
+
+        def due(conn: Connection) -> list[Reward]:
+            return store.due_rewards(conn, self._clock.now(), limit)
+
+        async with self._db.read() as conn:
+            rewards = await conn.run_sync(due)
+        granted = 0
+        for reward in rewards:
+            granted += await self._send(reward)
+        if rewards:
+            self._outbox.notify()
+        return granted
+
+    async def _send(self, reward: Reward) -> int:
+        key = grant_key(reward.campaign_id, reward.user_id, reward.trigger_event_id)
+        try:
+            grant_id = await self._granter.grant(key, reward, f"campaign {reward.campaign_id}")
+        except GrantRetry as exc:
+            error = str(exc)
+            if reward.attempts + 1 < MAX_ATTEMPTS:
+                await self._db.write_sync(lambda conn: self._retry(conn, reward, error))
+            else:
+                await self._db.write_sync(lambda conn: self._fail(conn, reward, f"gave up: {error}"))
+            return 0
+        except GrantRefused as exc:
+            error = str(exc)
+            await self._db.write_sync(lambda conn: self._fail(conn, reward, error))
+            return 0
+        return int(await self._db.write_sync(lambda conn: self._granted(conn, reward, grant_id)))
+
+    def _granted(self, conn: Connection, reward: Reward, grant_id: str) -> bool:
+        now = self._clock.now()
+        if not store.finish_reward(conn, reward.reward_id, "GRANTED", grant_id, "", now):
+            return False  # another dispatcher recorded it first (same grant, same key)
+        self._outbox.append_sync(conn, reward.user_id, incentive_granted(reward, grant_id, now))
+        return True
+
+    def _retry(self, conn: Connection, reward: Reward, error: str) -> None:
+        now = self._clock.now()
+        log.warning("grant will be retried", reward_id=reward.reward_id, attempts=reward.attempts + 1, error=error)
+        store.retry_reward(conn, reward.reward_id, error, now + backoff(reward.attempts + 1), now)
+
+    def _fail(self, conn: Connection, reward: Reward, error: str) -> None:
+        now = self._clock.now()
+        if not store.finish_reward(conn, reward.reward_id, "FAILED", None, error, now):
+            return
+        log.error("grant failed", reward_id=reward.reward_id, error=error)
+        store.release_budget(conn, reward.campaign_id, reward.amount)
+        store.bump(
+            conn,
+            reward.campaign_id,
+            reward.variant,
+            {"incentives": -1, "granted": -reward.amount, "skip:DELIVERY_FAILED": 1},
+        )
+
+    async def _loop(self, interval: float) -> None:
+        while True:
+            try:
+                await self.run_due()
+            except Exception as exc:  # noqa: BLE001 — the next round retries
+                log.warning("grant round failed", error=str(exc))
+            await asyncio.sleep(interval)
+
+    def start(self, interval: float) -> None:
+        """Send due rewards every ``interval`` seconds until `stop`."""
+        self._task = asyncio.create_task(self._loop(interval), name="marketing-grants")
+
+    async def stop(self) -> None:
+        """Stop sending."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
