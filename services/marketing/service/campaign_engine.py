@@ -15,6 +15,7 @@ from typing import Protocol
 
 from furima.marketing.v1 import campaign_service_pb2, events_pb2
 from furima.types.v1 import money_pb2
+from opentelemetry import propagate
 from sqlalchemy import Connection
 
 from libs.events import Outbox
@@ -237,10 +238,18 @@ class CampaignEngine:
             expires_at=(now + timedelta(days=incentive.expiry_days)).replace(microsecond=0),
             # A coupon is issued here and now; points wait for Payments.
             status="GRANTED" if coupon else "PENDING",
+            traceparent=_traceparent(),
         )
         store.insert_reward(conn, reward, now)
         if coupon:
             self._outbox.append_sync(conn, event.user_id, incentive_granted(reward, "", now))
+
+
+def _traceparent() -> str:
+    """The current trace context as a W3C traceparent (empty outside a trace)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent", "")
 
 
 def _count(facts: UserFacts, event_type: str) -> int:

@@ -20,6 +20,7 @@ import structlog
 from furima.payments.v1 import points_service_pb2 as points_pb
 from furima.payments.v1 import points_service_pb2_grpc as points_grpc
 from furima.types.v1 import money_pb2
+from opentelemetry import propagate, trace
 from sqlalchemy import Connection
 
 from libs.clock import Clock
@@ -32,6 +33,7 @@ from services.marketing.store import campaigns as store
 from services.marketing.store.campaigns import Reward
 
 log = structlog.get_logger("furima.marketing.grants")
+_tracer = trace.get_tracer("furima.marketing")
 
 MAX_ATTEMPTS = 30
 _RETRYABLE = frozenset(
@@ -122,8 +124,11 @@ class GrantDispatcher:
 
     async def _send(self, reward: Reward) -> int:
         key = grant_key(reward.campaign_id, reward.user_id, reward.trigger_event_id)
+        # The grant continues the trace of the event that earned it.
+        parent = propagate.extract({"traceparent": reward.traceparent}) if reward.traceparent else None
         try:
-            grant_id = await self._granter.grant(key, reward, f"campaign {reward.campaign_id}")
+            with _tracer.start_as_current_span("marketing.grant", context=parent, kind=trace.SpanKind.INTERNAL):
+                grant_id = await self._granter.grant(key, reward, f"campaign {reward.campaign_id}")
         except GrantRetry as exc:
             error = str(exc)
             if reward.attempts + 1 < MAX_ATTEMPTS:

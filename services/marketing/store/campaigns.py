@@ -91,6 +91,8 @@ campaign_rewards = Table(
     Column("attempts", Integer, nullable=False),
     Column("last_error", Text, nullable=False),
     Column("next_attempt_at", UtcDateTime(), nullable=False),
+    # The W3C trace context of the event that earned it: the grant continues that trace.
+    Column("traceparent", String(64), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     UniqueConstraint("campaign_id", "user_id", "trigger_event_id", name="uq_campaign_rewards_trigger"),
@@ -372,6 +374,7 @@ class Reward:
     status: str = "PENDING"
     grant_id: str | None = None
     attempts: int = 0
+    traceparent: str = ""
 
 
 def insert_reward(conn: Connection, reward: Reward, now: datetime) -> None:
@@ -393,6 +396,7 @@ def insert_reward(conn: Connection, reward: Reward, now: datetime) -> None:
             "grant_id": reward.grant_id,
             "attempts": reward.attempts,
             "last_error": "",
+            "traceparent": reward.traceparent,
             "next_attempt_at": now,
             "created_at": now,
             "updated_at": now,
@@ -417,6 +421,7 @@ def due_rewards(conn: Connection, now: datetime, limit: int) -> list[Reward]:
             r.status,
             r.grant_id,
             int(r.attempts),
+            r.traceparent,
         )
         for r in conn.execute(_DUE_REWARDS, {"now": now, "limit": limit})
     ]
