@@ -29,6 +29,13 @@ class MarketingConfig:
     """FURIMA_PAYMENTS_TARGET: payments (points grants, payment events); empty: none."""
     tns_target: str = ""
     """FURIMA_TNS_TARGET: TnS (standing of users, restriction events); empty: none."""
+    holdout_salt: str = "global"
+    """FURIMA_MARKETING_HOLDOUT_SALT: the global holdout's hash salt (changing it reshuffles who is held out)."""
+    holdout_bps: int = 0
+    """FURIMA_MARKETING_HOLDOUT_BPS: the share of all users no campaign or experiment reaches (basis points)."""
+    worker_interval: float = 1.0
+    """FURIMA_MARKETING_WORKER_INTERVAL_S: seconds between rounds of the grant queue, the campaign clock
+    and the segment refresh (0: none in this process)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> MarketingConfig:
@@ -44,4 +51,13 @@ class MarketingConfig:
             client_secret=e.get("FURIMA_MARKETING_CLIENT_SECRET") or d.client_secret,
             payments_target=e.get("FURIMA_PAYMENTS_TARGET", d.payments_target),
             tns_target=e.get("FURIMA_TNS_TARGET", d.tns_target),
+            holdout_salt=e.get("FURIMA_MARKETING_HOLDOUT_SALT") or d.holdout_salt,
+            holdout_bps=_bps(number_from(e, "FURIMA_MARKETING_HOLDOUT_BPS", d.holdout_bps)),
+            worker_interval=number_from(e, "FURIMA_MARKETING_WORKER_INTERVAL_S", d.worker_interval),
         )
+
+
+def _bps(value: float) -> int:
+    if not 0 <= value <= 10_000 or value != int(value):
+        raise ValueError("FURIMA_MARKETING_HOLDOUT_BPS must be a whole number from 0 to 10000")
+    return int(value)
