@@ -23,7 +23,7 @@ from services.marketing.store.tables import metadata
 events = Table(
     "events",
     metadata,
-    Column("event_id", String(64), primary_key=True),
+    Column("event_id", String(128), primary_key=True),
     Column("user_id", String(64), nullable=False),
     Column("type", String(64), nullable=False),
     Column("properties", Text, nullable=False),
