@@ -1,4 +1,4 @@
-"""Fixtures of the marketing tests: a database with the marketing schema on it."""
+"""Fixtures of the marketing tests: a migrated marketing database."""
 
 from __future__ import annotations
 
@@ -6,18 +6,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from libs.storage import Database
-from services.marketing.store.schema import metadata
+from libs.storage import Database, upgrade
+from services.marketing.container import MIGRATIONS
 
 
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
-    """Provide an empty marketing database (SQLite, and PostgreSQL when configured).
-
-    The schema comes from the table definitions until the marketing migrations exist.
-    """
+    """Provide an empty, migrated marketing database (SQLite, and PostgreSQL when configured)."""
     database = Database(database_url)
-    async with database.transaction() as tx:
-        await tx.conn.run_sync(metadata.create_all)
+    await upgrade(database, MIGRATIONS)
     yield database
     await database.dispose()
