@@ -5,6 +5,7 @@ service only through its public contract.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from services.id.bootstrap import bootstrap
 from services.id.config import IdConfig
 from services.id.domain.passwords import Argon2Params
 from services.id.main import IdService, start_id_service
+from services.marketing.config import MarketingConfig
+from services.marketing.main import MarketingService, start_marketing_service
 from services.payments.config import PaymentsConfig
 from services.payments.main import PaymentsService, start_payments_service
 from services.tns.config import TnsConfig
@@ -133,18 +136,48 @@ async def running_tns(
 
 
 @asynccontextmanager
-async def running_payments(stack: Stack, database_url: str, *, tns_target: str = "") -> AsyncIterator[PaymentsService]:
-    """Start payments on its own fresh database, signed in as ``svc-payments``; with
-    ``tns_target`` it follows that TnS's standing changes (wallet freezes).
+async def running_payments(
+    stack: Stack, database_url: str, *, tns_target: str = "", port: int = 0
+) -> AsyncIterator[PaymentsService]:
+    """Start payments on its own fresh database (and a simulated bank in a temporary
+    directory), signed in as ``svc-payments``; with ``tns_target`` it assesses payments
+    and follows that TnS's standing changes (wallet freezes).
     """
-    config = PaymentsConfig(
+    with tempfile.TemporaryDirectory(prefix="furima-bank-") as bank_dir:
+        config = PaymentsConfig(
+            database_url=database_url,
+            issuer=stack.id.container.config.issuer,
+            id_target=stack.id.address,
+            client_secret=stack.secrets["svc-payments"],
+            tns_target=tns_target,
+            bank_database_url=f"sqlite+aiosqlite:///{bank_dir}/bank.db",
+            bank_latency_ms=0.0,
+        )
+        service = await start_payments_service(config, ServerConfig(port=port), jwks_min_refresh_interval=0.0)
+        try:
+            yield service
+        finally:
+            await service.stop(0)
+
+
+@asynccontextmanager
+async def running_marketing(
+    stack: Stack, database_url: str, *, payments_target: str = "", tns_target: str = ""
+) -> AsyncIterator[MarketingService]:
+    """Start marketing on its own fresh database, signed in as ``svc-marketing``, granting
+    points through ``payments_target`` and following the ID, Payments and TnS streams;
+    background work every 0.1 s.
+    """
+    config = MarketingConfig(
         database_url=database_url,
         issuer=stack.id.container.config.issuer,
         id_target=stack.id.address,
-        client_secret=stack.secrets["svc-payments"],
+        client_secret=stack.secrets["svc-marketing"],
+        payments_target=payments_target,
         tns_target=tns_target,
+        worker_interval=0.1,
     )
-    service = await start_payments_service(config, ServerConfig(port=0), jwks_min_refresh_interval=0.0)
+    service = await start_marketing_service(config, ServerConfig(port=0), jwks_min_refresh_interval=0.0)
     try:
         yield service
     finally:

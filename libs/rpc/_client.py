@@ -132,6 +132,10 @@ def make_channel(
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_timeout_ms", 10_000),
         ("grpc.enable_retries", 1),
+        # A restarted dependency is reached again within seconds, not after gRPC's default
+        # of up to two minutes of reconnect backoff.
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 5_000),
     ]
     config = retry_service_config(services)
     if config:
