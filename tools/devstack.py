@@ -18,6 +18,11 @@ from pathlib import Path
 
 import grpc
 from furima.id.v1 import oauth_service_pb2, oauth_service_pb2_grpc
+from furima.marketing.v1 import campaign_service_pb2 as cmp_pb
+from furima.marketing.v1 import campaign_service_pb2_grpc as cmp_grpc
+from furima.marketing.v1 import segment_service_pb2 as seg_pb
+from furima.marketing.v1 import segment_service_pb2_grpc as seg_grpc
+from furima.types.v1 import money_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from libs.rpc import make_channel
@@ -25,6 +30,8 @@ from libs.storage import Database, upgrade
 from services.id.bootstrap import bootstrap
 from services.id.config import IdConfig
 from services.id.container import build_container
+from services.marketing.config import MarketingConfig
+from services.marketing.container import MIGRATIONS as MARKETING_MIGRATIONS
 from services.payments.config import PaymentsConfig
 from services.payments.container import MIGRATIONS as PAYMENTS_MIGRATIONS
 from services.tns.config import TnsConfig
@@ -45,13 +52,18 @@ class ServiceProcess:
 
 
 # Started in this order, each once the previous one serves: everyone needs the ID
-# service's keys at start, and payments follows TnS's events. Marketing (50054) joins
-# when it is built.
+# service's keys at start, payments follows TnS's events and asks it about risk, and
+# marketing follows all three streams and grants points through payments.
 SERVICES = [
     ServiceProcess("id", "services.id.main", int(os.environ.get("FURIMA_ID_PORT", "50051"))),
     ServiceProcess("tns", "services.tns.main", int(os.environ.get("FURIMA_TNS_PORT", "50053"))),
     ServiceProcess("payments", "services.payments.main", int(os.environ.get("FURIMA_PAYMENTS_PORT", "50052"))),
+    ServiceProcess("marketing", "services.marketing.main", int(os.environ.get("FURIMA_MARKETING_PORT", "50054"))),
 ]
+
+
+def _port(name: str) -> int:
+    return next(s.port for s in SERVICES if s.name == name)
 
 
 async def migrate() -> dict[str, str]:
@@ -66,6 +78,7 @@ async def migrate() -> dict[str, str]:
     for url, migrations in (
         (PaymentsConfig.from_env().database_url, PAYMENTS_MIGRATIONS),
         (TnsConfig.from_env().database_url, TNS_MIGRATIONS),
+        (MarketingConfig.from_env().database_url, MARKETING_MIGRATIONS),
     ):
         db = Database(url)
         try:
@@ -101,9 +114,11 @@ async def run() -> int:
         # Each service signs in to the ID service as its bootstrapped client.
         "FURIMA_TNS_CLIENT_SECRET": os.environ.get("FURIMA_TNS_CLIENT_SECRET") or secrets["svc-tns"],
         "FURIMA_PAYMENTS_CLIENT_SECRET": os.environ.get("FURIMA_PAYMENTS_CLIENT_SECRET") or secrets["svc-payments"],
-        # Payments follows TnS's standing changes (wallet freezes); it retries until TnS is up.
-        "FURIMA_TNS_TARGET": os.environ.get("FURIMA_TNS_TARGET")
-        or f"127.0.0.1:{next(s.port for s in SERVICES if s.name == 'tns')}",
+        "FURIMA_MARKETING_CLIENT_SECRET": os.environ.get("FURIMA_MARKETING_CLIENT_SECRET") or secrets["svc-marketing"],
+        # Payments and marketing follow TnS's standing changes; they retry until TnS is up.
+        "FURIMA_TNS_TARGET": os.environ.get("FURIMA_TNS_TARGET") or f"127.0.0.1:{_port('tns')}",
+        # Marketing grants points through payments and follows its payment events.
+        "FURIMA_PAYMENTS_TARGET": os.environ.get("FURIMA_PAYMENTS_TARGET") or f"127.0.0.1:{_port('payments')}",
     }
     procs: list[asyncio.subprocess.Process] = []
     stop = asyncio.Event()
@@ -118,6 +133,10 @@ async def run() -> int:
         print(f"the stack did not come up: {exc}", file=sys.stderr)
         stop.set()
     else:
+        try:
+            await seed_demo_campaign(secrets["furima-dev"])
+        except grpc.aio.AioRpcError as exc:
+            print(f"the demo campaign could not be created: {exc.code().name} {exc.details()}", file=sys.stderr)
         print(_banner(), flush=True)
     exits = [asyncio.create_task(p.wait()) for p in procs]
     stopper = asyncio.create_task(stop.wait())
@@ -128,6 +147,47 @@ async def run() -> int:
     codes = await asyncio.gather(*(p.wait() for p in procs))
     stopper.cancel()
     return 0 if stop.is_set() and all(c in (0, -signal.SIGTERM) for c in codes) else 1
+
+
+async def seed_demo_campaign(dev_secret: str) -> None:
+    """Demo data for marketing (idempotent): a segment of every user and a running
+    campaign giving 300 points for a first listing.
+    """
+    async with make_channel(f"127.0.0.1:{_port('id')}") as id_channel:
+        reply = await oauth_service_pb2_grpc.OAuthServiceStub(id_channel).Token(
+            oauth_service_pb2.TokenRequest(
+                grant_type="client_credentials",
+                client_id="furima-dev",
+                client_secret=dev_secret,
+                scope="marketing.write marketing.read",
+            ),
+            timeout=5,
+        )
+    auth = [("authorization", f"Bearer {reply.tokens.access_token}")]
+    async with make_channel(f"127.0.0.1:{_port('marketing')}") as channel:
+        segment = seg_pb.Segment(segment_id="everyone", display_name="Everyone", expression="true")
+        await seg_grpc.SegmentServiceStub(channel).CreateSegment(
+            seg_pb.CreateSegmentRequest(segment=segment), metadata=auth, timeout=10
+        )
+        campaigns = cmp_grpc.CampaignServiceStub(channel)
+        points = cmp_pb.PointsIncentive(amount=money_pb2.Money(amount=300, currency="JPY"), expiry_days=90)
+        campaign = cmp_pb.Campaign(
+            name="Points for a first listing",
+            segment_id="everyone",
+            trigger=cmp_pb.Trigger(event=cmp_pb.EventTrigger(event_type="item_listed", first_only=True)),
+            incentive=cmp_pb.Incentive(points=points),
+            communication=cmp_pb.Communication(
+                channel=cmp_pb.CHANNEL_PUSH, title="Thanks for listing!", body="{{incentive.amount}} points are yours"
+            ),
+            budget=money_pb2.Money(amount=1_000_000, currency="JPY"),
+            per_user_cap=1,
+        )
+        created = await campaigns.CreateCampaign(
+            cmp_pb.CreateCampaignRequest(idempotency_key="demo-first-listing", campaign=campaign), metadata=auth
+        )
+        await campaigns.StartCampaign(
+            cmp_pb.StartCampaignRequest(campaign_id=created.campaign.campaign_id), metadata=auth
+        )
 
 
 def _banner() -> str:
@@ -156,6 +216,9 @@ def _banner() -> str:
         "    http://127.0.0.1:50052/furima.payments.v1.PaymentService/CreatePayment",
         '  .venv/bin/buf curl --protocol grpc --http2-prior-knowledge -H "authorization: Bearer $TOKEN" \\',
         """    -d '{}' http://127.0.0.1:50052/furima.payments.v1.LedgerService/VerifyLedger""",
+        '  .venv/bin/buf curl --protocol grpc --http2-prior-knowledge -H "authorization: Bearer $TOKEN" \\',
+        """    -d '{"event": {"eventId": "e1", "userId": "usr_demo", "type": "item_listed",""",
+        """         "occurredAt": "2026-11-30T12:00:00Z"}}' http://127.0.0.1:50054/furima.marketing.v1.EventService/TrackEvent""",
         "",
         "Ctrl-C stops everything.",
     ]
