@@ -4,14 +4,11 @@ the clock-driven starts and ends, and stats.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import structlog
 from furima.marketing.v1 import campaign_service_pb2, events_pb2
 from sqlalchemy import Connection
 
@@ -19,6 +16,7 @@ from libs.clock import Clock
 from libs.errors import Aborted, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from libs.events import Outbox
 from libs.pb import timestamp
+from libs.periodic import Periodic
 from libs.storage import Database
 from services.marketing.domain.campaigns import (
     EDITABLE,
@@ -31,8 +29,6 @@ from services.marketing.domain.campaigns import (
 from services.marketing.domain.events import Catalogue
 from services.marketing.store import campaigns as store
 from services.marketing.store.campaigns import StoredCampaign
-
-log = structlog.get_logger("furima.marketing.campaigns")
 
 SegmentExists = Callable[[Connection, str], bool]
 _STATUS = {
@@ -70,7 +66,7 @@ class Campaigns:
         self._catalogue = catalogue
         self._outbox = outbox
         self._segment_exists = segment_exists
-        self._task: asyncio.Task[None] | None = None
+        self._clock_rounds = Periodic("marketing-campaign-clock", self.run_clock)
 
     async def create(self, caller: str, key: str, definition: CampaignDefinition) -> StoredCampaign:
         """A new DRAFT campaign; the same key and request again returns it, another request
@@ -239,22 +235,10 @@ class Campaigns:
                 "unknown segment", [FieldViolation("campaign.segment_id", f"no segment {segment_id!r}")]
             )
 
-    async def _loop(self, interval: float) -> None:
-        while True:
-            try:
-                await self.run_clock()
-            except Exception as exc:  # noqa: BLE001 — the next round retries
-                log.warning("campaign clock failed", error=str(exc))
-            await asyncio.sleep(interval)
-
     def start(self, interval: float) -> None:
         """Run the campaign clock every ``interval`` seconds until `stop`."""
-        self._task = asyncio.create_task(self._loop(interval), name="marketing-campaign-clock")
+        self._clock_rounds.start(interval)
 
     async def stop(self) -> None:
         """Stop the clock."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._clock_rounds.stop()

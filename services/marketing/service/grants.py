@@ -10,8 +10,6 @@ budget back.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import timedelta
 from typing import Protocol
 
@@ -26,6 +24,7 @@ from sqlalchemy import Connection
 from libs.clock import Clock
 from libs.events import Outbox
 from libs.pb import timestamp
+from libs.periodic import Periodic
 from libs.storage import Database
 from services.marketing.domain.campaigns import grant_key
 from services.marketing.service.campaign_engine import incentive_granted
@@ -105,7 +104,7 @@ class GrantDispatcher:
         self._clock = clock
         self._outbox = outbox
         self._granter = granter
-        self._task: asyncio.Task[None] | None = None
+        self._rounds = Periodic("marketing-grants", self.run_due)
 
     async def run_due(self, limit: int = 100) -> int:
         """Send every due reward once; returns how many were granted."""
@@ -167,22 +166,10 @@ class GrantDispatcher:
             {"incentives": -1, "granted": -reward.amount, "skip:DELIVERY_FAILED": 1},
         )
 
-    async def _loop(self, interval: float) -> None:
-        while True:
-            try:
-                await self.run_due()
-            except Exception as exc:  # noqa: BLE001 — the next round retries
-                log.warning("grant round failed", error=str(exc))
-            await asyncio.sleep(interval)
-
     def start(self, interval: float) -> None:
         """Send due rewards every ``interval`` seconds until `stop`."""
-        self._task = asyncio.create_task(self._loop(interval), name="marketing-grants")
+        self._rounds.start(interval)
 
     async def stop(self) -> None:
         """Stop sending."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._rounds.stop()

@@ -5,11 +5,9 @@ safe to run in several processes at once.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 import structlog
 
+from libs.periodic import Periodic
 from services.payments.service.expiry import PointsExpiry
 from services.payments.service.idempotency import IdempotentCalls
 from services.payments.service.payments import Payments
@@ -24,7 +22,7 @@ class Housekeeping:
         self._expiry = expiry
         self._calls = calls
         self._payments = payments
-        self._task: asyncio.Task[None] | None = None
+        self._rounds = Periodic("payments-housekeeping", self._round)
 
     async def run_once(self) -> tuple[int, int, int]:
         """One round: ``(lots expired, holds expired, idempotency keys forgotten)``."""
@@ -32,26 +30,15 @@ class Housekeeping:
         holds = await self._payments.expire_holds()
         return lots, holds, await self._calls.purge_expired()
 
-    async def _loop(self, interval: float) -> None:
-        while True:
-            try:
-                lots, holds, purged = await self.run_once()
-                if lots or holds or purged:
-                    log.info(
-                        "housekeeping", points_lots_expired=lots, holds_expired=holds, idempotency_keys_purged=purged
-                    )
-            except Exception as exc:  # noqa: BLE001 — the next round retries
-                log.warning("housekeeping failed", error=str(exc))
-            await asyncio.sleep(interval)
+    async def _round(self) -> None:
+        lots, holds, purged = await self.run_once()
+        if lots or holds or purged:
+            log.info("housekeeping", points_lots_expired=lots, holds_expired=holds, idempotency_keys_purged=purged)
 
     def start(self, interval: float) -> None:
         """Run a round every ``interval`` seconds until `stop`."""
-        self._task = asyncio.create_task(self._loop(interval), name="payments-housekeeping")
+        self._rounds.start(interval)
 
     async def stop(self) -> None:
         """Stop the rounds."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._rounds.stop()
