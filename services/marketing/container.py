@@ -59,7 +59,7 @@ def assemble(
     experiments = Experiments(db, clock, outbox, holdout=GlobalHoldout(config.holdout_salt, config.holdout_bps))
     sink = sink or RecordingSink([])
     engine = CampaignEngine(
-        catalogue, segments.membership, sink, outbox, Holdout(config.holdout_salt, config.holdout_bps)
+        catalogue, segments.membership, sink, outbox, Holdout(config.holdout_salt, config.holdout_bps), experiments
     )
     # Segments first: its lock order (outbox after its own lock) must come before the
     # other listeners' outbox writes.
@@ -73,7 +73,7 @@ def assemble(
         intake=intake,
         segments=segments,
         experiments=experiments,
-        campaigns=Campaigns(db, clock, catalogue, outbox, segment_exists),
+        campaigns=Campaigns(db, clock, catalogue, outbox, segment_exists, experiments),
         engine=engine,
         sink=sink,
         grants=GrantDispatcher(db, clock, outbox, granter) if granter is not None else None,

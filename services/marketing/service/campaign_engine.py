@@ -35,6 +35,7 @@ from services.marketing.domain.campaigns import (
     render,
 )
 from services.marketing.domain.events import Catalogue, UserEvent
+from services.marketing.domain.experiment_runs import Assignment
 from services.marketing.domain.experiments import Experiment, Variant, assign, in_holdout
 from services.marketing.domain.facts import UserFacts
 from services.marketing.domain.segments import matches_properties, parse_property_filter
@@ -54,6 +55,16 @@ class MembershipCheck(Protocol):
 
     def is_member(self, conn: Connection, segment_id: str, facts: UserFacts, now: datetime) -> bool:
         """The membership of ``facts.user_id`` in ``segment_id`` as of ``now``."""
+        ...
+
+
+class VariantAssigner(Protocol):
+    """The experiment service's in-transaction assignment (sticky, stored, exposure logged)."""
+
+    def assign_on(
+        self, conn: Connection, experiment_id: str, user_id: str, now: datetime, *, log_exposure: bool = True
+    ) -> Assignment:
+        """The user's variant in the experiment; logs their first exposure when asked."""
         ...
 
 
@@ -98,8 +109,10 @@ class CampaignEngine:
         sink: NotificationSink,
         outbox: Outbox,
         holdout: Holdout,
+        experiments: VariantAssigner | None = None,
     ) -> None:
         self._catalogue = catalogue
+        self._experiments = experiments
         self._membership = membership
         self._sink = sink
         self._outbox = outbox
@@ -119,7 +132,7 @@ class CampaignEngine:
         trigger = d.trigger
         assert isinstance(trigger, EventTrigger)
         user = event.user_id
-        variant = self._variant(campaign, user)
+        variant = self._variant(conn, campaign, user, now)
         situation = Situation(
             in_segment=self._membership.is_member(conn, d.segment_id, facts, now),
             filter_passes=self._passes(trigger, event),
@@ -135,6 +148,9 @@ class CampaignEngine:
             budget_left=d.budget - campaign.spent,
         )
         outcome = decide(d, situation, is_restricted(facts))
+        if variant is not None and self._experiments is not None and _eligible(outcome):
+            # Exposed: the user would get the treatment of their arm (even a holdout arm).
+            self._experiments.assign_on(conn, campaign.campaign_id, user, now, log_exposure=True)
         # The budget is reserved with a guarded UPDATE: what decide saw may be stale.
         if outcome.incentive is not None and not store.reserve_budget(conn, campaign.campaign_id, outcome.cost):
             outcome = Outcome(None, 0, outcome.message, (*outcome.skipped, SkipReason.BUDGET_EXHAUSTED))
@@ -153,11 +169,18 @@ class CampaignEngine:
             node = self._filters[key] = parse_property_filter(trigger.property_filter, spec)
         return matches_properties(node, event.properties)
 
-    def _variant(self, campaign: StoredCampaign, user_id: str) -> CampaignVariant | None:
+    def _variant(
+        self, conn: Connection, campaign: StoredCampaign, user_id: str, now: datetime
+    ) -> CampaignVariant | None:
         experiment = campaign.definition.experiment
         if experiment is None:
             return None
-        # The variants cannot change once the campaign runs, so the hash is sticky.
+        if self._experiments is not None:
+            # The campaign's experiment (created when it started) stores the assignment.
+            name = self._experiments.assign_on(conn, campaign.campaign_id, user_id, now, log_exposure=False).variant
+            return next(v for v in experiment.variants if v.name == name)
+        # Without the experiment service: the same documented hash (variants cannot change
+        # once the campaign runs, so it is sticky too).
         pure = Experiment(
             campaign.campaign_id,
             campaign.campaign_id,
@@ -243,6 +266,22 @@ class CampaignEngine:
         store.insert_reward(conn, reward, now)
         if coupon:
             self._outbox.append_sync(conn, event.user_id, incentive_granted(reward, "", now))
+
+
+_NOT_EXPOSED = frozenset(
+    {
+        SkipReason.NOT_IN_SEGMENT,
+        SkipReason.FILTER_MISMATCH,
+        SkipReason.NOT_FIRST,
+        SkipReason.GLOBAL_HOLDOUT,
+        SkipReason.USER_RESTRICTED,
+    }
+)
+
+
+def _eligible(outcome: Outcome) -> bool:
+    """Whether the firing reached the user's arm (the checks before the variant passed)."""
+    return not _NOT_EXPOSED.intersection(outcome.skipped)
 
 
 def _traceparent() -> str:

@@ -8,6 +8,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from furima.marketing.v1 import campaign_service_pb2, events_pb2
 from sqlalchemy import Connection
@@ -27,10 +28,22 @@ from services.marketing.domain.campaigns import (
     validate_definition,
 )
 from services.marketing.domain.events import Catalogue
+from services.marketing.domain.experiment_runs import ExperimentDraft
+from services.marketing.domain.experiments import Variant
 from services.marketing.store import campaigns as store
 from services.marketing.store.campaigns import StoredCampaign
 
 SegmentExists = Callable[[Connection, str], bool]
+
+
+class ExperimentCreator(Protocol):
+    """The experiment service's in-transaction creation (same id and definition: a no-op)."""
+
+    def create_on(self, conn: Connection, draft: ExperimentDraft, now: datetime, *, campaign_id: str = "") -> object:
+        """Create (or find the same) experiment inside the caller's transaction."""
+        ...
+
+
 _STATUS = {
     CampaignStatus.DRAFT: campaign_service_pb2.CAMPAIGN_STATUS_DRAFT,
     CampaignStatus.SCHEDULED: campaign_service_pb2.CAMPAIGN_STATUS_SCHEDULED,
@@ -59,8 +72,15 @@ class Campaigns:
     """Campaign management on the marketing database."""
 
     def __init__(
-        self, db: Database, clock: Clock, catalogue: Catalogue, outbox: Outbox, segment_exists: SegmentExists
+        self,
+        db: Database,
+        clock: Clock,
+        catalogue: Catalogue,
+        outbox: Outbox,
+        segment_exists: SegmentExists,
+        experiments: ExperimentCreator | None = None,
     ) -> None:
+        self._experiments = experiments
         self._db = db
         self._clock = clock
         self._catalogue = catalogue
@@ -164,8 +184,10 @@ class Campaigns:
             if end_at is not None and end_at <= start_at:
                 raise InvalidArgument("bad end", [FieldViolation("end_at", "must be after start_at")])
             values.update(start_at=start_at, end_at=end_at or campaign.end_at)
-        if transition is Transition.START:
-            values["start_at"] = now
+        if target is CampaignStatus.RUNNING:
+            if transition is Transition.START:
+                values["start_at"] = now
+            self._open_experiment(conn, campaign, now)
         if transition is Transition.END:
             values["end_reason"] = reason or "ENDED_BY_USER"
         if not store.update_campaign(conn, campaign.campaign_id, campaign.version, **values):
@@ -183,6 +205,23 @@ class Campaigns:
             ),
         )
         return self._found(conn, campaign.campaign_id)
+
+    def _open_experiment(self, conn: Connection, campaign: StoredCampaign, now: datetime) -> None:
+        # A campaign run as an experiment gets one in ExperimentService under its own id,
+        # when it first runs (a repeat finds the same definition and changes nothing).
+        x = campaign.definition.experiment
+        if x is None or self._experiments is None:
+            return
+        draft = ExperimentDraft(
+            experiment_id=campaign.campaign_id,
+            variants=tuple(Variant(v.name, v.weight) for v in x.variants),
+            control=x.control,
+            salt=campaign.campaign_id,
+            description=f"campaign {campaign.definition.name}",
+            conversion_event_type=x.conversion_event_type,
+            conversion_window=x.conversion_window,
+        )
+        self._experiments.create_on(conn, draft, now, campaign_id=campaign.campaign_id)
 
     async def run_clock(self) -> int:
         """Start the scheduled campaigns whose time has come and end those past end_at;
