@@ -16,6 +16,7 @@ from services.marketing.service.campaigns import Campaigns
 from services.marketing.service.events import EventIntake
 from services.marketing.service.experiments import ConversionListener, Experiments
 from services.marketing.service.grants import GrantDispatcher, PointsGranter
+from services.marketing.service.schedules import ScheduledRuns
 from services.marketing.service.segment_membership import segment_exists
 from services.marketing.service.segments import Segments
 from services.marketing.store.tables import outbox as outbox_table
@@ -37,6 +38,7 @@ class MarketingContainer:
     experiments: Experiments
     campaigns: Campaigns
     engine: CampaignEngine
+    schedules: ScheduledRuns
     sink: NotificationSink
     grants: GrantDispatcher | None
 
@@ -64,6 +66,7 @@ def assemble(
     # Segments first: its lock order (outbox after its own lock) must come before the
     # other listeners' outbox writes.
     intake = EventIntake(db, clock, catalogue, outbox, [segments.maintainer, engine, ConversionListener(experiments)])
+    campaigns = Campaigns(db, clock, catalogue, outbox, segment_exists, experiments)
     return MarketingContainer(
         config=config,
         db=db,
@@ -73,8 +76,9 @@ def assemble(
         intake=intake,
         segments=segments,
         experiments=experiments,
-        campaigns=Campaigns(db, clock, catalogue, outbox, segment_exists, experiments),
+        campaigns=campaigns,
         engine=engine,
+        schedules=ScheduledRuns(db, clock, outbox, engine, campaigns),
         sink=sink,
         grants=GrantDispatcher(db, clock, outbox, granter) if granter is not None else None,
     )

@@ -14,6 +14,7 @@ from libs.auth import TokenVerifier
 from libs.clock import Clock
 from libs.events import GrpcEventSource, OutboxEventSource, event_stream_service
 from libs.identity import RemoteIdentity
+from libs.periodic import Periodic
 from libs.rpc import GrpcServer, ServerConfig, make_channel, tune_gc_for_serving
 from libs.telemetry import setup_telemetry
 from services.marketing.api.campaigns import CAMPAIGN_SERVICE, CampaignServicer, register_campaigns
@@ -41,6 +42,7 @@ class MarketingService:
     identity: RemoteIdentity
     channels: list[grpc.aio.Channel] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    rounds: list[Periodic] = field(default_factory=list)
 
     @property
     def address(self) -> str:
@@ -59,6 +61,8 @@ class MarketingService:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for rounds in self.rounds:
+            await rounds.stop()
         await self.container.campaigns.stop()
         if self.container.grants is not None:
             await self.container.grants.stop()
@@ -128,6 +132,9 @@ async def start_marketing_service(
         service.tasks.append(asyncio.create_task(feed.run(), name=feed.name))
     if config.worker_interval > 0:
         container.campaigns.start(config.worker_interval)
+        scheduled = Periodic("marketing-scheduled-runs", container.schedules.run_due)
+        scheduled.start(config.worker_interval)
+        service.rounds.append(scheduled)
         if container.grants is not None:
             container.grants.start(config.worker_interval)
         service.tasks.append(

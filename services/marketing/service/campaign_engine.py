@@ -127,16 +127,35 @@ class CampaignEngine:
     def fire(
         self, conn: Connection, campaign: StoredCampaign, event: UserEvent, facts: UserFacts, now: datetime
     ) -> Outcome:
-        """Decide and record one firing of ``campaign`` for the event's user."""
-        d = campaign.definition
-        trigger = d.trigger
+        """Decide and record one firing of an event-triggered ``campaign`` for the event's user."""
+        trigger = campaign.definition.trigger
         assert isinstance(trigger, EventTrigger)
-        user = event.user_id
+        passes, first = self._passes(trigger, event), _count(facts, event.type) == 1
+        return self._fire(conn, campaign, event.user_id, event.event_id, facts, now, passes, first)
+
+    def fire_scheduled(
+        self, conn: Connection, campaign: StoredCampaign, trigger_id: str, facts: UserFacts, now: datetime
+    ) -> Outcome:
+        """One user's firing of a scheduled run (``trigger_id`` names the run)."""
+        return self._fire(conn, campaign, facts.user_id, trigger_id, facts, now, True, True)
+
+    def _fire(
+        self,
+        conn: Connection,
+        campaign: StoredCampaign,
+        user: str,
+        trigger_id: str,
+        facts: UserFacts,
+        now: datetime,
+        filter_passes: bool,
+        is_first: bool,
+    ) -> Outcome:
+        d = campaign.definition
         variant = self._variant(conn, campaign, user, now)
         situation = Situation(
             in_segment=self._membership.is_member(conn, d.segment_id, facts, now),
-            filter_passes=self._passes(trigger, event),
-            is_first=_count(facts, event.type) == 1,
+            filter_passes=filter_passes,
+            is_first=is_first,
             in_global_holdout=in_holdout(user, self._holdout.salt, self._holdout.bps),
             variant=variant,
             received_so_far=store.received(conn, campaign.campaign_id, user),
@@ -154,7 +173,7 @@ class CampaignEngine:
         # The budget is reserved with a guarded UPDATE: what decide saw may be stale.
         if outcome.incentive is not None and not store.reserve_budget(conn, campaign.campaign_id, outcome.cost):
             outcome = Outcome(None, 0, outcome.message, (*outcome.skipped, SkipReason.BUDGET_EXHAUSTED))
-        self._record(conn, campaign, event, facts, now, variant, outcome)
+        self._record(conn, campaign, user, trigger_id, facts, now, variant, outcome)
         return outcome
 
     def _passes(self, trigger: EventTrigger, event: UserEvent) -> bool:
@@ -194,18 +213,19 @@ class CampaignEngine:
         self,
         conn: Connection,
         campaign: StoredCampaign,
-        event: UserEvent,
+        user: str,
+        trigger_id: str,
         facts: UserFacts,
         now: datetime,
         variant: CampaignVariant | None,
         outcome: Outcome,
     ) -> None:
-        cid, user, arm = campaign.campaign_id, event.user_id, variant.name if variant else ""
+        cid, arm = campaign.campaign_id, variant.name if variant else ""
         counts = {"firings": 1} if SkipReason.NOT_IN_SEGMENT not in outcome.skipped else {}
         for reason in outcome.skipped:
             counts[f"skip:{reason.value}"] = 1
         if outcome.incentive is not None:
-            self._reward(conn, campaign, event, now, arm, outcome)
+            self._reward(conn, campaign, user, trigger_id, now, arm, outcome)
             counts["incentives"] = 1
             counts["granted"] = outcome.cost
         if outcome.message is not None:
@@ -221,7 +241,7 @@ class CampaignEngine:
                     "user_id": user,
                     "channel": outcome.message.channel.value,
                     "variant": arm,
-                    "trigger_event_id": event.event_id,
+                    "trigger_event_id": trigger_id,
                     "local_date": local,
                     "title": title,
                     "body": body,
@@ -232,7 +252,7 @@ class CampaignEngine:
                 },
             )
             self._outbox.append_sync(
-                conn, user, _delivered(delivery_id, cid, user, outcome, arm, event, refused, local, now)
+                conn, user, _delivered(delivery_id, cid, user, outcome, arm, trigger_id, refused, local, now)
             )
             counts[f"messages:{outcome.message.channel.value}:{'failed' if refused else 'delivered'}"] = 1
         if outcome.reached:
@@ -242,7 +262,14 @@ class CampaignEngine:
         store.bump(conn, cid, arm, counts)
 
     def _reward(
-        self, conn: Connection, campaign: StoredCampaign, event: UserEvent, now: datetime, arm: str, outcome: Outcome
+        self,
+        conn: Connection,
+        campaign: StoredCampaign,
+        user: str,
+        trigger_id: str,
+        now: datetime,
+        arm: str,
+        outcome: Outcome,
     ) -> None:
         incentive = outcome.incentive
         assert incentive is not None
@@ -250,8 +277,8 @@ class CampaignEngine:
         reward = Reward(
             reward_id=new_ulid("rwd_"),
             campaign_id=campaign.campaign_id,
-            user_id=event.user_id,
-            trigger_event_id=event.event_id,
+            user_id=user,
+            trigger_event_id=trigger_id,
             variant=arm,
             kind="coupon" if coupon else "points",
             amount=outcome.cost,
@@ -265,7 +292,7 @@ class CampaignEngine:
         )
         store.insert_reward(conn, reward, now)
         if coupon:
-            self._outbox.append_sync(conn, event.user_id, incentive_granted(reward, "", now))
+            self._outbox.append_sync(conn, user, incentive_granted(reward, "", now))
 
 
 _NOT_EXPOSED = frozenset(
@@ -302,7 +329,7 @@ def _delivered(
     user_id: str,
     outcome: Outcome,
     variant: str,
-    event: UserEvent,
+    trigger_id: str,
     refused: str | None,
     local: str,
     now: datetime,
@@ -314,7 +341,7 @@ def _delivered(
         user_id=user_id,
         channel=_CHANNELS[outcome.message.channel],
         variant=variant,
-        trigger_event_id=event.event_id,
+        trigger_event_id=trigger_id,
         delivered=refused is None,
         failure_reason=refused or "",
         local_date=local,

@@ -23,6 +23,7 @@ from services.marketing.domain.campaigns import (
     EDITABLE,
     CampaignDefinition,
     CampaignStatus,
+    ScheduleTrigger,
     Transition,
     next_status,
     validate_definition,
@@ -112,7 +113,7 @@ class Campaigns:
             now = self._clock.now()
             campaign = StoredCampaign(
                 campaign_id, CampaignStatus.DRAFT, definition, 0, 1, None, definition.end_at, "", now, now,
-                caller, digest,
+                caller, digest, None, "",
             )  # fmt: skip
             store.insert_campaign(conn, campaign)
             return campaign
@@ -157,13 +158,13 @@ class Campaigns:
         """Move a campaign through its lifecycle (a repeat returns it unchanged)."""
 
         def run(conn: Connection) -> StoredCampaign:
-            return self._move(conn, self._found(conn, campaign_id), transition, changed_by, reason, start_at, end_at)
+            return self.move_on(conn, self._found(conn, campaign_id), transition, changed_by, reason, start_at, end_at)
 
         moved = await self._db.write_sync(run)
         self._outbox.notify()
         return moved
 
-    def _move(
+    def move_on(
         self,
         conn: Connection,
         campaign: StoredCampaign,
@@ -173,6 +174,7 @@ class Campaigns:
         start_at: datetime | None,
         end_at: datetime | None,
     ) -> StoredCampaign:
+        """`transition` inside the caller's transaction."""
         target = next_status(campaign.status, transition)
         if target is None:
             return campaign
@@ -188,6 +190,10 @@ class Campaigns:
             if transition is Transition.START:
                 values["start_at"] = now
             self._open_experiment(conn, campaign, now)
+            trigger = campaign.definition.trigger
+            if isinstance(trigger, ScheduleTrigger) and campaign.next_run_at is None:
+                # The first run is at run_at (at once when that is past).
+                values["next_run_at"] = max(trigger.run_at, now)
         if transition is Transition.END:
             values["end_reason"] = reason or "ENDED_BY_USER"
         if not store.update_campaign(conn, campaign.campaign_id, campaign.version, **values):
@@ -234,7 +240,7 @@ class Campaigns:
                 scheduled = campaign.status is CampaignStatus.SCHEDULED
                 transition = Transition.START if scheduled else Transition.END
                 reason = "" if scheduled else "END_AT_REACHED"
-                self._move(conn, campaign, transition, "system", reason, None, None)
+                self.move_on(conn, campaign, transition, "system", reason, None, None)
                 moved += 1
             return moved
 

@@ -62,6 +62,10 @@ campaigns = Table(
     Column("start_at", UtcDateTime(), nullable=True),
     Column("end_at", UtcDateTime(), nullable=True),
     Column("end_reason", String(32), nullable=False),
+    # Scheduled campaigns: when the next batch run is due, and how far the current run
+    # got (the last user id fired; "" between runs), so an interrupted run resumes.
+    Column("next_run_at", UtcDateTime(), nullable=True),
+    Column("run_cursor", String(64), nullable=False),
     # Who created it and the hash of their request: the id is derived from their
     # idempotency key, so a replay finds the row and compares the hash.
     Column("created_by", String(80), nullable=False),
@@ -216,6 +220,8 @@ class StoredCampaign:
     updated_at: datetime
     created_by: str = ""
     request_hash: str = ""
+    next_run_at: datetime | None = None
+    run_cursor: str = ""
 
 
 def insert_campaign(conn: Connection, campaign: StoredCampaign) -> None:
@@ -235,6 +241,8 @@ def insert_campaign(conn: Connection, campaign: StoredCampaign) -> None:
             "start_at": campaign.start_at,
             "end_at": campaign.end_at,
             "end_reason": campaign.end_reason,
+            "next_run_at": campaign.next_run_at,
+            "run_cursor": campaign.run_cursor,
             "created_by": campaign.created_by,
             "request_hash": campaign.request_hash,
             "created_at": campaign.created_at,
@@ -273,6 +281,17 @@ def due_transitions(conn: Connection, now: datetime) -> list[StoredCampaign]:
     return [_campaign(r) for r in conn.execute(starting)] + [_campaign(r) for r in conn.execute(ending)]
 
 
+def due_runs(conn: Connection, now: datetime) -> list[StoredCampaign]:
+    """Running scheduled campaigns whose next batch run is due."""
+    query = select(campaigns).where(_c.status == CampaignStatus.RUNNING.value, _c.next_run_at <= now)
+    return [_campaign(r) for r in conn.execute(query.order_by(_c.next_run_at))]
+
+
+def set_run(conn: Connection, campaign_id: str, next_run_at: datetime | None, cursor: str) -> None:
+    """Record a scheduled run's progress (the version is not bumped: no definition change)."""
+    conn.execute(update(campaigns).where(_c.id == campaign_id).values(next_run_at=next_run_at, run_cursor=cursor))
+
+
 def update_campaign(conn: Connection, campaign_id: str, expected_version: int, **values: object) -> bool:
     """Change a campaign if it is still at ``expected_version`` (bumping it); False otherwise."""
     result = conn.execute(
@@ -309,6 +328,8 @@ def _campaign(row: Any) -> StoredCampaign:
         updated_at=row.updated_at,
         created_by=row.created_by,
         request_hash=row.request_hash,
+        next_run_at=row.next_run_at,
+        run_cursor=row.run_cursor,
     )
 
 

@@ -75,6 +75,8 @@ def upgrade() -> None:
         sa.Column("start_at", UtcDateTime(), nullable=True),
         sa.Column("end_at", UtcDateTime(), nullable=True),
         sa.Column("end_reason", sa.String(length=32), nullable=False),
+        sa.Column("next_run_at", UtcDateTime(), nullable=True),
+        sa.Column("run_cursor", sa.String(length=64), nullable=False),
         sa.Column("created_by", sa.String(length=80), nullable=False),
         sa.Column("request_hash", sa.String(length=64), nullable=False),
         sa.Column("created_at", UtcDateTime(), nullable=False),
