@@ -51,10 +51,10 @@ _CHANNELS = {
 
 
 class MembershipCheck(Protocol):
-    """Whether a user is in a segment now (real time, from their facts)."""
+    """Which segments a user is in now (real time, from their facts)."""
 
-    def is_member(self, conn: Connection, segment_id: str, facts: UserFacts, now: datetime) -> bool:
-        """The membership of ``facts.user_id`` in ``segment_id`` as of ``now``."""
+    def memberships(self, conn: Connection, facts: UserFacts, now: datetime) -> set[str]:
+        """The segments ``facts.user_id`` is a member of as of ``now``."""
         ...
 
 
@@ -121,8 +121,19 @@ class CampaignEngine:
 
     def on_event(self, conn: Connection, event: UserEvent, facts: UserFacts, now: datetime) -> None:
         """Fire every running campaign triggered by ``event`` for its user."""
-        for campaign in store.running_for(conn, event.type):
-            self.fire(conn, campaign, event, facts, now)
+        triggered = store.running_for(conn, event.type)
+        if not triggered:
+            return
+        # Once per event, whatever the number of campaigns: the user's segments, and the
+        # counters of every firing written together.
+        segments = self._membership.memberships(conn, facts, now)
+        counters = store.Counters()
+        for campaign in triggered:
+            trigger = campaign.definition.trigger
+            assert isinstance(trigger, EventTrigger)
+            passes, first = self._passes(trigger, event), _count(facts, event.type) == 1
+            self._fire(conn, campaign, event.event_id, facts, now, segments, passes, first, counters)
+        counters.flush(conn)
 
     def fire(
         self, conn: Connection, campaign: StoredCampaign, event: UserEvent, facts: UserFacts, now: datetime
@@ -131,49 +142,67 @@ class CampaignEngine:
         trigger = campaign.definition.trigger
         assert isinstance(trigger, EventTrigger)
         passes, first = self._passes(trigger, event), _count(facts, event.type) == 1
-        return self._fire(conn, campaign, event.user_id, event.event_id, facts, now, passes, first)
+        segments = self._membership.memberships(conn, facts, now)
+        counters = store.Counters()
+        outcome = self._fire(conn, campaign, event.event_id, facts, now, segments, passes, first, counters)
+        counters.flush(conn)
+        return outcome
 
     def fire_scheduled(
         self, conn: Connection, campaign: StoredCampaign, trigger_id: str, facts: UserFacts, now: datetime
     ) -> Outcome:
         """One user's firing of a scheduled run (``trigger_id`` names the run)."""
-        return self._fire(conn, campaign, facts.user_id, trigger_id, facts, now, True, True)
+        segments = self._membership.memberships(conn, facts, now)
+        counters = store.Counters()
+        outcome = self._fire(conn, campaign, trigger_id, facts, now, segments, True, True, counters)
+        counters.flush(conn)
+        return outcome
 
     def _fire(
         self,
         conn: Connection,
         campaign: StoredCampaign,
-        user: str,
         trigger_id: str,
         facts: UserFacts,
         now: datetime,
+        segments: set[str],
         filter_passes: bool,
         is_first: bool,
+        counters: store.Counters,
     ) -> Outcome:
-        d = campaign.definition
+        d, user = campaign.definition, facts.user_id
+        in_segment = d.segment_id in segments
+        first_only = isinstance(d.trigger, EventTrigger) and d.trigger.first_only
+        holdout = in_holdout(user, self._holdout.salt, self._holdout.bps)
+        if not in_segment or not filter_passes or (first_only and not is_first) or holdout or is_restricted(facts):
+            # Stopped by a check that needs nothing more from the database (decide names it).
+            early = Situation(in_segment, filter_passes, is_first, holdout, None, 0, 0, 0)
+            outcome = decide(d, early, is_restricted(facts))
+            self._record(conn, campaign, user, trigger_id, facts, now, None, outcome, counters)
+            return outcome
         variant = self._variant(conn, campaign, user, now)
         situation = Situation(
-            in_segment=self._membership.is_member(conn, d.segment_id, facts, now),
-            filter_passes=filter_passes,
+            in_segment=True,
+            filter_passes=True,
             is_first=is_first,
-            in_global_holdout=in_holdout(user, self._holdout.salt, self._holdout.bps),
+            in_global_holdout=False,
             variant=variant,
             received_so_far=store.received(conn, campaign.campaign_id, user),
             messages_today=(
                 store.messages_on(conn, user, d.communication.channel, local_day(now, facts).isoformat())
-                if d.communication is not None
+                if d.communication is not None and d.communication.channel in d.frequency_caps
                 else 0
             ),
             budget_left=d.budget - campaign.spent,
         )
-        outcome = decide(d, situation, is_restricted(facts))
+        outcome = decide(d, situation, False)
         if variant is not None and self._experiments is not None and _eligible(outcome):
             # Exposed: the user would get the treatment of their arm (even a holdout arm).
             self._experiments.assign_on(conn, campaign.campaign_id, user, now, log_exposure=True)
         # The budget is reserved with a guarded UPDATE: what decide saw may be stale.
         if outcome.incentive is not None and not store.reserve_budget(conn, campaign.campaign_id, outcome.cost):
             outcome = Outcome(None, 0, outcome.message, (*outcome.skipped, SkipReason.BUDGET_EXHAUSTED))
-        self._record(conn, campaign, user, trigger_id, facts, now, variant, outcome)
+        self._record(conn, campaign, user, trigger_id, facts, now, variant, outcome, counters)
         return outcome
 
     def _passes(self, trigger: EventTrigger, event: UserEvent) -> bool:
@@ -219,6 +248,7 @@ class CampaignEngine:
         now: datetime,
         variant: CampaignVariant | None,
         outcome: Outcome,
+        counters: store.Counters,
     ) -> None:
         cid, arm = campaign.campaign_id, variant.name if variant else ""
         counts = {"firings": 1} if SkipReason.NOT_IN_SEGMENT not in outcome.skipped else {}
@@ -259,7 +289,7 @@ class CampaignEngine:
             if store.received(conn, cid, user) == 0:
                 counts["users_reached"] = 1
             store.add_receipt(conn, cid, user)
-        store.bump(conn, cid, arm, counts)
+        counters.add(cid, arm, counts)
 
     def _reward(
         self,

@@ -274,6 +274,11 @@ class RealTimeMembership:
         node = segments.resolve(segment_id)
         return node is not None and evaluate(node, facts, now, segments.resolve)
 
+    def memberships(self, conn: Connection, facts: UserFacts, now: datetime) -> set[str]:
+        """Every segment ``facts.user_id`` is in at ``now`` (one read of the definitions)."""
+        segments = self._definitions.snapshot(conn)
+        return segments.memberships(facts, now, segments.nodes)
+
 
 def segment_exists(conn: Connection, segment_id: str) -> bool:
     """Whether a segment ``segment_id`` is stored (what a campaign may target)."""

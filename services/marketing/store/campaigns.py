@@ -193,12 +193,20 @@ _RETRY_REWARD = (
 )
 
 
+_UPSERTS: dict[tuple[str, str], Any] = {}
+
+
 def _upsert(conn: Connection, table: Table, keys: Sequence[str], column: str) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table)
-    return statement.on_conflict_do_update(
-        index_elements=list(keys), set_={column: table.c[column] + statement.excluded[column]}
-    )
+    """INSERT … ON CONFLICT DO UPDATE adding to ``column`` (built once per dialect and table)."""
+    cached = _UPSERTS.get((conn.dialect.name, table.name))
+    if cached is None:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(table)
+        cached = statement.on_conflict_do_update(
+            index_elements=list(keys), set_={column: table.c[column] + statement.excluded[column]}
+        )
+        _UPSERTS[(conn.dialect.name, table.name)] = cached
+    return cached
 
 
 # -- campaigns -------------------------------------------------------------------------------
@@ -314,11 +322,24 @@ def release_budget(conn: Connection, campaign_id: str, cost: int) -> None:
     conn.execute(_RELEASE, {"w_id": campaign_id, "cost": cost})
 
 
+_DEFINITIONS: dict[str, CampaignDefinition] = {}
+
+
+def _definition(text: str) -> CampaignDefinition:
+    # Every firing reads its campaigns: decode each stored definition once per process.
+    found = _DEFINITIONS.get(text)
+    if found is None:
+        if len(_DEFINITIONS) > 10_000:
+            _DEFINITIONS.clear()
+        found = _DEFINITIONS[text] = decode_definition(text)
+    return found
+
+
 def _campaign(row: Any) -> StoredCampaign:
     return StoredCampaign(
         campaign_id=row.id,
         status=CampaignStatus(row.status),
-        definition=decode_definition(row.definition),
+        definition=_definition(row.definition),
         spent=int(row.spent),
         version=int(row.version),
         start_at=row.start_at,
@@ -365,6 +386,30 @@ def bump(conn: Connection, campaign_id: str, variant: str, counts: dict[str, int
     ]
     if rows:
         conn.execute(_upsert(conn, campaign_counters, ("campaign_id", "variant", "name"), "value"), rows)
+
+
+class Counters:
+    """Counter deltas gathered over one event's firings, written in one statement."""
+
+    def __init__(self) -> None:
+        self._deltas: dict[tuple[str, str, str], int] = {}
+
+    def add(self, campaign_id: str, variant: str, counts: dict[str, int]) -> None:
+        """Add deltas of one firing."""
+        for name, value in counts.items():
+            key = (campaign_id, variant, name)
+            self._deltas[key] = self._deltas.get(key, 0) + value
+
+    def flush(self, conn: Connection) -> None:
+        """Write the deltas gathered so far."""
+        rows = [
+            {"campaign_id": c, "variant": v, "name": n, "value": value}
+            for (c, v, n), value in sorted(self._deltas.items())
+            if value
+        ]
+        if rows:
+            conn.execute(_upsert(conn, campaign_counters, ("campaign_id", "variant", "name"), "value"), rows)
+        self._deltas.clear()
 
 
 def counters(conn: Connection, campaign_id: str) -> dict[str, dict[str, int]]:

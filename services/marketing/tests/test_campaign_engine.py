@@ -57,10 +57,9 @@ class Members:
 
     users: dict[str, set[str] | None] = field(default_factory=lambda: {"everyone": None})
 
-    def is_member(self, conn: Connection, segment_id: str, facts: UserFacts, now: datetime) -> bool:
-        """Whether the user is listed (or the segment is everyone)."""
-        listed = self.users.get(segment_id, set())
-        return listed is None or facts.user_id in listed
+    def memberships(self, conn: Connection, facts: UserFacts, now: datetime) -> set[str]:
+        """The segments listing the user (or listing everyone)."""
+        return {segment for segment, listed in self.users.items() if listed is None or facts.user_id in listed}
 
 
 @dataclass
