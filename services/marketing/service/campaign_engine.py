@@ -202,7 +202,9 @@ class CampaignEngine:
         # The budget is reserved with a guarded UPDATE: what decide saw may be stale.
         if outcome.incentive is not None and not store.reserve_budget(conn, campaign.campaign_id, outcome.cost):
             outcome = Outcome(None, 0, outcome.message, (*outcome.skipped, SkipReason.BUDGET_EXHAUSTED))
-        self._record(conn, campaign, user, trigger_id, facts, now, variant, outcome, counters)
+        self._record(
+            conn, campaign, user, trigger_id, facts, now, variant, outcome, counters, situation.received_so_far
+        )
         return outcome
 
     def _passes(self, trigger: EventTrigger, event: UserEvent) -> bool:
@@ -249,6 +251,7 @@ class CampaignEngine:
         variant: CampaignVariant | None,
         outcome: Outcome,
         counters: store.Counters,
+        received_before: int = 0,
     ) -> None:
         cid, arm = campaign.campaign_id, variant.name if variant else ""
         counts = {"firings": 1} if SkipReason.NOT_IN_SEGMENT not in outcome.skipped else {}
@@ -286,7 +289,7 @@ class CampaignEngine:
             )
             counts[f"messages:{outcome.message.channel.value}:{'failed' if refused else 'delivered'}"] = 1
         if outcome.reached:
-            if store.received(conn, cid, user) == 0:
+            if received_before == 0:
                 counts["users_reached"] = 1
             store.add_receipt(conn, cid, user)
         counters.add(cid, arm, counts)
