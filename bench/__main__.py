@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench._h2load import BenchError, ensure_h2load
+from bench._marketing import QUICK_MARKETING, MarketingOutcome, MarketingPlan, run_marketing
 from bench._payments import QUICK_PAYMENTS, PaymentsOutcome, PaymentsPlan, run_payments
 from bench._procs import ROOT, cpu_busy
 from bench._report import machine, print_table, update_docs
@@ -16,7 +17,7 @@ from bench._scenarios import QUICK, Plan, Runner
 
 DOCS = ROOT / "docs" / "performance.md"
 BUSY_WARNING = 0.15
-BENCHMARKS = ["overhead", "id", "moderation", "payments"]
+BENCHMARKS = ["overhead", "id", "moderation", "payments", "marketing"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     only = set(args.only or BENCHMARKS)
     payments: PaymentsOutcome | None = None
+    marketing: MarketingOutcome | None = None
     started = datetime.now(UTC)
     try:
         h2load = ensure_h2load()
@@ -52,13 +54,15 @@ def main(argv: list[str] | None = None) -> int:
                 runner.moderation()
             if "payments" in only:
                 payments = run_payments(Path(tmp), QUICK_PAYMENTS if args.quick else PaymentsPlan())
+            if "marketing" in only:
+                marketing = run_marketing(Path(tmp), QUICK_MARKETING if args.quick else MarketingPlan())
     except BenchError as exc:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 1
     host = machine(h2load)
-    print_table(runner.outcome, host, payments)
+    print_table(runner.outcome, host, payments, marketing)
     if not args.no_docs and not args.only:
-        update_docs(args.docs, runner.outcome, host, started, quick=args.quick, payments=payments)
+        update_docs(args.docs, runner.outcome, host, started, quick=args.quick, payments=payments, marketing=marketing)
         print(f"\nresults written to {args.docs.relative_to(ROOT) if args.docs.is_relative_to(ROOT) else args.docs}")
     return 0
 

@@ -14,6 +14,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 from bench._h2load import Result
+from bench._marketing import MarketingOutcome
+from bench._marketing_report import print_marketing, render_marketing
 from bench._payments import PaymentsOutcome, PaymentsRun
 from bench._scenarios import Outcome
 
@@ -240,7 +242,12 @@ def _print_payments(payments: PaymentsOutcome, cpus: int) -> None:
         print(note)
 
 
-def print_table(outcome: Outcome, host: Machine, payments: PaymentsOutcome | None = None) -> None:
+def print_table(
+    outcome: Outcome,
+    host: Machine,
+    payments: PaymentsOutcome | None = None,
+    marketing: MarketingOutcome | None = None,
+) -> None:
     """Print the compact results table."""
     rows = _rows(outcome)
     print(f"\nfurima bench, one run: {host.cpus} CPUs ({host.cpu_model}), Python {host.python}, grpcio {host.grpcio}")
@@ -259,6 +266,8 @@ def print_table(outcome: Outcome, host: Machine, payments: PaymentsOutcome | Non
         print(f"\n{_rounds(outcome)}")
     if payments is not None:
         _print_payments(payments, host.cpus)
+    if marketing is not None:
+        print_marketing(marketing, host.cpus)
     if outcome.access_log:
         print(f"logging: {outcome.access_log}")
     print(f"background: {outcome.background}")
@@ -297,6 +306,7 @@ def render(
     quick: bool,
     tokens: list[str],
     payments: PaymentsOutcome | None = None,
+    marketing: MarketingOutcome | None = None,
 ) -> str:
     """The results section (between the markers) as Markdown."""
     lines = [
@@ -323,8 +333,11 @@ def render(
         lines += ["", f"Echo throughput, {_rounds(outcome)}."]
     if payments is not None:
         lines += _render_payments(payments, host.cpus)
+    if marketing is not None:
+        lines += render_marketing(marketing, host.cpus)
     lines += ["", "Checks made during the run:", ""]
-    lines += [f"- {check}" for check in outcome.checks + (payments.checks if payments else [])]
+    checks = outcome.checks + (payments.checks if payments else []) + (marketing.checks if marketing else [])
+    lines += [f"- {check}" for check in checks]
     lines += [
         "",
         "Measured commands (each after a warm-up run with the same options and fewer requests;"
@@ -354,10 +367,11 @@ def update_docs(
     *,
     quick: bool,
     payments: PaymentsOutcome | None = None,
+    marketing: MarketingOutcome | None = None,
 ) -> None:
     """Replace the results section of ``path`` (create the file if needed), keeping the prose around it."""
     tokens = list(outcome.secrets)
-    section = render(outcome, host, started, quick=quick, tokens=tokens, payments=payments)
+    section = render(outcome, host, started, quick=quick, tokens=tokens, payments=payments, marketing=marketing)
     if path.exists():
         text = path.read_text()
         if START in text and END in text:

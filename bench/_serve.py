@@ -1,4 +1,4 @@
-"""Server processes the benchmark drives: ``python -m bench._serve {bare,full,id,tns,payments} WORKDIR``.
+"""Server processes the benchmark drives: ``python -m bench._serve {bare,full,id,tns,payments,marketing} WORKDIR``.
 
 Each prints one JSON line to stdout once it serves (its port, plus what a client needs),
 then runs until SIGTERM. Everything else the process writes (the JSON access log of the
@@ -96,6 +96,7 @@ async def serve_id(workdir: Path) -> None:
                 "client_secret": secrets["furima-dev"],
                 "tns_secret": secrets["svc-tns"],
                 "payments_secret": secrets["svc-payments"],
+                "marketing_secret": secrets["svc-marketing"],
                 "email": DEMO_USERS[0][0],
                 "password": DEMO_PASSWORD,
                 "argon2": dataclasses.asdict(config.argon2),
@@ -194,6 +195,35 @@ async def serve_payments(
         await service.stop(0)
 
 
+async def serve_marketing(
+    workdir: Path, id_port: int, secret: str, payments_target: str, worker_interval: float
+) -> None:
+    """The real marketing service on a fresh SQLite database, trusting the ID service on
+    ``id_port`` as ``svc-marketing`` and granting points through ``payments_target``; its
+    grant queue and campaign clock run every ``worker_interval`` seconds.
+    """
+    from libs.rpc import ServerConfig, tune_gc_for_serving
+    from libs.telemetry import setup_telemetry
+    from services.marketing.config import MarketingConfig
+    from services.marketing.main import SERVICE_NAME, start_marketing_service
+
+    setup_telemetry(SERVICE_NAME, log_format="json")
+    config = MarketingConfig(
+        database_url=f"sqlite+aiosqlite:///{workdir / 'marketing.db'}",
+        id_target=f"127.0.0.1:{id_port}",
+        client_secret=secret,
+        payments_target=payments_target,
+        worker_interval=worker_interval,
+    )
+    service = await start_marketing_service(config, ServerConfig(port=0))
+    tune_gc_for_serving()  # as services.marketing.main does
+    try:
+        _announce({"port": service.server.port, "worker_interval": worker_interval})
+        await _wait_for_sigterm()
+    finally:
+        await service.stop(0)
+
+
 def bench_buyer(n: int) -> str:
     """The user id of the ``n``-th bench buyer (funded by `serve_payments`)."""
     return f"usr_bench_b{n:05d}"
@@ -202,13 +232,18 @@ def bench_buyer(n: int) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Serve the named kind until SIGTERM."""
     parser = argparse.ArgumentParser(prog="python -m bench._serve")
-    parser.add_argument("kind", choices=["bare", "full", "id", "tns", "payments"])
+    parser.add_argument("kind", choices=["bare", "full", "id", "tns", "payments", "marketing"])
     parser.add_argument("workdir", type=Path)
-    parser.add_argument("--id-port", type=int, default=0, help="tns, payments: the ID service to trust")
+    parser.add_argument("--id-port", type=int, default=0, help="tns, payments, marketing: the ID service to trust")
     parser.add_argument("--tns-secret", default="", help="tns: svc-tns's client secret")
     parser.add_argument("--payments-secret", default="", help="payments: svc-payments's client secret")
     parser.add_argument("--tns-target", default="", help="payments: TnS host:port for risk checks (empty: none)")
     parser.add_argument("--database-url", default="", help="payments: its database (default: WORKDIR/payments.db)")
+    parser.add_argument("--marketing-secret", default="", help="marketing: svc-marketing's client secret")
+    parser.add_argument("--payments-target", default="", help="marketing: payments host:port for points grants")
+    parser.add_argument(
+        "--worker-interval", type=float, default=1.0, help="marketing: seconds between grant-queue rounds"
+    )
     parser.add_argument("--buyers", type=int, default=2_000, help="payments: how many buyers to fund")
     parser.add_argument("--cash", type=int, default=1_000_000, help="payments: each buyer's starting cash (JPY)")
     args = parser.parse_args(argv)
@@ -220,6 +255,12 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(serve_id(args.workdir))
     elif args.kind == "tns":
         asyncio.run(serve_tns(args.workdir, args.id_port, args.tns_secret))
+    elif args.kind == "marketing":
+        asyncio.run(
+            serve_marketing(
+                args.workdir, args.id_port, args.marketing_secret, args.payments_target, args.worker_interval
+            )
+        )
     else:
         url = args.database_url or f"sqlite+aiosqlite:///{args.workdir / 'payments.db'}"
         asyncio.run(
