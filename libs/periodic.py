@@ -14,11 +14,21 @@ log = structlog.get_logger("furima.periodic")
 
 
 class Periodic:
-    """Runs ``work()`` every ``interval`` seconds between `start` and `stop`."""
+    """Runs ``work()`` every ``interval`` seconds between `start` and `stop`; ``pause``
+    (default `asyncio.sleep`) may return early to run the next round sooner, for example
+    `Outbox.wait`, which returns when a transaction committed new work.
+    """
 
-    def __init__(self, name: str, work: Callable[[], Awaitable[object]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        work: Callable[[], Awaitable[object]],
+        *,
+        pause: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
         self.name = name
         self._work = work
+        self._pause = pause
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -32,7 +42,7 @@ class Periodic:
                 await self._work()
             except Exception as exc:  # noqa: BLE001 — the next round retries
                 log.warning("periodic work failed", work=self.name, error=str(exc))
-            await asyncio.sleep(interval)
+            await self._pause(interval)
 
     def start(self, interval: float) -> None:
         """Run a round now and then every ``interval`` seconds."""

@@ -10,6 +10,8 @@ budget back.
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
@@ -96,50 +98,76 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(300.0, 2.0 ** max(attempts - 1, 0)))
 
 
+@dataclass(frozen=True)
+class _Result:
+    """What Payments said about one reward."""
+
+    reward: Reward
+    grant_id: str | None
+    error: str
+    retry: bool = False
+
+
 class GrantDispatcher:
     """Sends due rewards to Payments; safe in several processes (guarded transitions)."""
 
-    def __init__(self, db: Database, clock: Clock, outbox: Outbox, granter: PointsGranter) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, outbox: Outbox, granter: PointsGranter, *, concurrency: int = 16
+    ) -> None:
         self._db = db
         self._clock = clock
         self._outbox = outbox
         self._granter = granter
-        self._rounds = Periodic("marketing-grants", self.run_due)
+        self._concurrency = concurrency
+        # A commit that queued a reward wakes the dispatcher at once (the intake notifies
+        # the outbox after every commit); the interval is the retry sweep.
+        self._rounds = Periodic("marketing-grants", self.run_due, pause=outbox.wait)
 
-    async def run_due(self, limit: int = 100) -> int:
-        """Send every due reward once; returns how many were granted."""
+    async def run_due(self, limit: int = 200) -> int:
+        """Send every due reward once, up to ``concurrency`` at a time, and record all the
+        outcomes in one write; returns how many were granted.
+        """
 
         def due(conn: Connection) -> list[Reward]:
             return store.due_rewards(conn, self._clock.now(), limit)
 
         async with self._db.read() as conn:
             rewards = await conn.run_sync(due)
-        granted = 0
-        for reward in rewards:
-            granted += await self._send(reward)
-        if rewards:
-            self._outbox.notify()
+        if not rewards:
+            return 0
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def send(reward: Reward) -> _Result:
+            async with gate:
+                return await self._send(reward)
+
+        results = await asyncio.gather(*(send(reward) for reward in rewards))
+        granted = await self._db.write_sync(lambda conn: sum(self._record(conn, r) for r in results))
+        self._outbox.notify()
         return granted
 
-    async def _send(self, reward: Reward) -> int:
+    async def _send(self, reward: Reward) -> _Result:
         key = grant_key(reward.campaign_id, reward.user_id, reward.trigger_event_id)
         # The grant continues the trace of the event that earned it.
         parent = propagate.extract({"traceparent": reward.traceparent}) if reward.traceparent else None
         try:
             with _tracer.start_as_current_span("marketing.grant", context=parent, kind=trace.SpanKind.INTERNAL):
-                grant_id = await self._granter.grant(key, reward, f"campaign {reward.campaign_id}")
+                return _Result(reward, await self._granter.grant(key, reward, f"campaign {reward.campaign_id}"), "")
         except GrantRetry as exc:
-            error = str(exc)
             if reward.attempts + 1 < MAX_ATTEMPTS:
-                await self._db.write_sync(lambda conn: self._retry(conn, reward, error))
-            else:
-                await self._db.write_sync(lambda conn: self._fail(conn, reward, f"gave up: {error}"))
-            return 0
+                return _Result(reward, None, str(exc), retry=True)
+            return _Result(reward, None, f"gave up: {exc}")
         except GrantRefused as exc:
-            error = str(exc)
-            await self._db.write_sync(lambda conn: self._fail(conn, reward, error))
-            return 0
-        return int(await self._db.write_sync(lambda conn: self._granted(conn, reward, grant_id)))
+            return _Result(reward, None, str(exc))
+
+    def _record(self, conn: Connection, result: _Result) -> int:
+        if result.grant_id is not None:
+            return int(self._granted(conn, result.reward, result.grant_id))
+        if result.retry:
+            self._retry(conn, result.reward, result.error)
+        else:
+            self._fail(conn, result.reward, result.error)
+        return 0
 
     def _granted(self, conn: Connection, reward: Reward, grant_id: str) -> bool:
         now = self._clock.now()

@@ -10,22 +10,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.payments.domain.points import PointsLot
 from services.payments.store.tables import points_lots
 
+_INSERT_LOT = insert(points_lots)
 
-async def add(conn: AsyncConnection, lot: PointsLot, account_id: str, transfer_id: str, now: datetime) -> None:
+
+def add(conn: Connection, lot: PointsLot, account_id: str, transfer_id: str, now: datetime) -> None:
     """Record a new lot."""
-    await conn.execute(
-        insert(points_lots).values(
-            id=lot.lot_id,
-            user_id=lot.user_id,
-            account_id=account_id,
-            transfer_id=transfer_id,
-            campaign_id=lot.campaign_id,
-            granted=lot.granted,
-            remaining=lot.remaining,
-            currency=lot.currency,
-            expires_at=lot.expires_at,
-            created_at=now,
-        )
+    conn.execute(
+        _INSERT_LOT,
+        {
+            "id": lot.lot_id,
+            "user_id": lot.user_id,
+            "account_id": account_id,
+            "transfer_id": transfer_id,
+            "campaign_id": lot.campaign_id,
+            "granted": lot.granted,
+            "remaining": lot.remaining,
+            "currency": lot.currency,
+            "expires_at": lot.expires_at,
+            "created_at": now,
+        },
     )
 
 
