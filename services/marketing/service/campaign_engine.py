@@ -40,6 +40,7 @@ from services.marketing.domain.experiments import Experiment, Variant, assign, i
 from services.marketing.domain.facts import UserFacts
 from services.marketing.domain.segments import matches_properties, parse_property_filter
 from services.marketing.domain.segments_ast import Node
+from services.marketing.service._memo import TransactionMemo
 from services.marketing.store import campaigns as store
 from services.marketing.store.campaigns import Reward, StoredCampaign
 
@@ -118,10 +119,13 @@ class CampaignEngine:
         self._outbox = outbox
         self._holdout = holdout
         self._filters: dict[tuple[str, str], Node] = {}
+        # Campaigns cannot start or stop inside the transaction that records a batch of
+        # events: read them once per transaction (the budget check stays a guarded update).
+        self._running: TransactionMemo[list[StoredCampaign]] = TransactionMemo()
 
     def on_event(self, conn: Connection, event: UserEvent, facts: UserFacts, now: datetime) -> None:
         """Fire every running campaign triggered by ``event`` for its user."""
-        triggered = store.running_for(conn, event.type)
+        triggered = self._running.get(conn, event.type, lambda: store.running_for(conn, event.type))
         if not triggered:
             return
         # Once per event, whatever the number of campaigns: the user's segments, and the

@@ -38,6 +38,7 @@ from services.marketing.domain.experiment_runs import (
 from services.marketing.domain.experiments import ExperimentResults, results, sticky_variant, validate_confidence
 from services.marketing.domain.facts import UserFacts
 from services.marketing.domain.stats import DEFAULT_CONFIDENCE
+from services.marketing.service._memo import TransactionMemo
 from services.marketing.store import experiments as store
 
 
@@ -250,12 +251,14 @@ class ConversionListener:
 
     def __init__(self, experiments: Experiments) -> None:
         self._experiments = experiments
+        self._converting: TransactionMemo[list[StoredExperiment]] = TransactionMemo()
 
     def on_event(self, conn: Connection, event: UserEvent, facts: UserFacts, now: datetime) -> None:
         """Record the event as a conversion in every experiment converting on its type."""
         if not event.type:  # "" marks experiments converting only through the RPC
             return
-        for run in store.converting_on(conn, event.type):
+        runs = self._converting.get(conn, event.type, lambda: store.converting_on(conn, event.type))
+        for run in runs:
             self._experiments.record_conversion_on(conn, run.experiment_id, event.user_id, event.occurred_at, now)
 
 

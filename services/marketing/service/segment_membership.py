@@ -39,6 +39,7 @@ from services.marketing.domain.events import Catalogue, UserEvent
 from services.marketing.domain.facts import UserFacts
 from services.marketing.domain.segments import Dependencies, dependencies, evaluate, parse_expression
 from services.marketing.domain.segments_ast import Node
+from services.marketing.service._memo import TransactionMemo
 from services.marketing.store import segments as store
 from services.marketing.store.facts import all_facts
 
@@ -49,13 +50,20 @@ class Definitions:
     def __init__(self, catalogue: Catalogue, *, cached: int = 4096) -> None:
         self.catalogue = catalogue
         self.compile = functools.lru_cache(maxsize=cached)(self._compile)
+        self._snapshots: TransactionMemo[SegmentSet] = TransactionMemo()
 
     def _compile(self, canonical: str) -> Node:
         """The tree of a stored definition (it was valid when saved)."""
         return parse_expression(canonical, self.catalogue)
 
     def snapshot(self, conn: Connection) -> SegmentSet:
-        """Every stored segment's version and compiled definition."""
+        """Every stored segment's version and compiled definition, read once per
+        transaction (a batch of events shares it). A transaction that changes a definition
+        does not see the change here: it derives the new set (`SegmentSet.with_definition`).
+        """
+        return self._snapshots.get(conn, None, lambda: self._read(conn))
+
+    def _read(self, conn: Connection) -> SegmentSet:
         rows = store.definitions(conn)
         return SegmentSet(
             {segment_id: version for segment_id, (version, _) in rows.items()},
