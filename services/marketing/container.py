@@ -11,7 +11,7 @@ from libs.storage import Database, upgrade
 from services.marketing.config import MarketingConfig
 from services.marketing.domain.events import DEFAULT_CATALOGUE, Catalogue
 from services.marketing.domain.experiment_runs import GlobalHoldout
-from services.marketing.service.campaign_engine import CampaignEngine, Holdout, NotificationSink, RecordingSink
+from services.marketing.service.campaign_engine import CampaignEngine, NotificationSink, RecordingSink
 from services.marketing.service.campaigns import Campaigns
 from services.marketing.service.events import EventIntake
 from services.marketing.service.experiments import ConversionListener, Experiments
@@ -58,11 +58,10 @@ def assemble(
     outbox = Outbox(outbox_table, clock=clock)
     catalogue = DEFAULT_CATALOGUE
     segments = Segments(db, clock, catalogue, outbox)
-    experiments = Experiments(db, clock, outbox, holdout=GlobalHoldout(config.holdout_salt, config.holdout_bps))
+    holdout = GlobalHoldout(config.holdout_salt, config.holdout_bps)
+    experiments = Experiments(db, clock, outbox, holdout=holdout)
     sink = sink or RecordingSink([])
-    engine = CampaignEngine(
-        catalogue, segments.membership, sink, outbox, Holdout(config.holdout_salt, config.holdout_bps), experiments
-    )
+    engine = CampaignEngine(catalogue, segments.membership, sink, outbox, holdout, experiments)
     # Segments first: its lock order (outbox after its own lock) must come before the
     # other listeners' outbox writes.
     intake = EventIntake(db, clock, catalogue, outbox, [segments.maintainer, engine, ConversionListener(experiments)])

@@ -35,8 +35,8 @@ from services.marketing.domain.campaigns import (
     render,
 )
 from services.marketing.domain.events import Catalogue, UserEvent
-from services.marketing.domain.experiment_runs import Assignment
-from services.marketing.domain.experiments import Experiment, Variant, assign, in_holdout
+from services.marketing.domain.experiment_runs import Assignment, GlobalHoldout
+from services.marketing.domain.experiments import Experiment, Variant, assign
 from services.marketing.domain.facts import UserFacts
 from services.marketing.domain.segments import matches_properties, parse_property_filter
 from services.marketing.domain.segments_ast import Node
@@ -92,14 +92,6 @@ class RecordingSink:
         return None
 
 
-@dataclass(frozen=True)
-class Holdout:
-    """The global holdout: users in it get nothing from any campaign."""
-
-    salt: str = "global"
-    bps: int = 500
-
-
 class CampaignEngine:
     """An event listener that runs the campaigns an event triggers."""
 
@@ -109,7 +101,7 @@ class CampaignEngine:
         membership: MembershipCheck,
         sink: NotificationSink,
         outbox: Outbox,
-        holdout: Holdout,
+        holdout: GlobalHoldout,
         experiments: VariantAssigner | None = None,
     ) -> None:
         self._catalogue = catalogue
@@ -177,7 +169,7 @@ class CampaignEngine:
         d, user = campaign.definition, facts.user_id
         in_segment = d.segment_id in segments
         first_only = isinstance(d.trigger, EventTrigger) and d.trigger.first_only
-        holdout = in_holdout(user, self._holdout.salt, self._holdout.bps)
+        holdout = self._holdout.contains(user)
         if not in_segment or not filter_passes or (first_only and not is_first) or holdout or is_restricted(facts):
             # Stopped by a check that needs nothing more from the database (decide names it).
             early = Situation(in_segment, filter_passes, is_first, holdout, None, 0, 0, 0)

@@ -30,8 +30,9 @@ from services.marketing.domain.campaigns import (
     Transition,
 )
 from services.marketing.domain.events import DEFAULT_CATALOGUE, UserEvent
+from services.marketing.domain.experiment_runs import GlobalHoldout
 from services.marketing.domain.facts import UserFacts, apply
-from services.marketing.service.campaign_engine import CampaignEngine, Holdout, RecordingSink
+from services.marketing.service.campaign_engine import CampaignEngine, RecordingSink
 from services.marketing.service.campaigns import Campaigns
 from services.marketing.service.grants import GrantDispatcher, GrantRefused, GrantRetry
 from services.marketing.store import campaigns as store
@@ -98,7 +99,7 @@ def rig(db: Database) -> Rig:
     outbox_ = Outbox(outbox, clock=clock)
     members = Members()
     sink = RecordingSink([])
-    engine = CampaignEngine(DEFAULT_CATALOGUE, members, sink, outbox_, Holdout(bps=0))
+    engine = CampaignEngine(DEFAULT_CATALOGUE, members, sink, outbox_, GlobalHoldout(bps=0))
     segments = {"everyone", "vips"}
     campaigns = Campaigns(db, clock, DEFAULT_CATALOGUE, outbox_, lambda conn, sid: sid in segments)
     return Rig(db, clock, campaigns, engine, sink, members)
@@ -224,7 +225,7 @@ async def test_holdout_restricted_and_outside_the_segment_get_nothing(rig: Rig, 
     bad.attribute_times["standing"] = NOW
     await rig.event("usr_bad")
     await rig.event("usr_stranger")
-    held_out = CampaignEngine(DEFAULT_CATALOGUE, rig.members, rig.sink, rig.engine._outbox, Holdout(bps=10_000))
+    held_out = CampaignEngine(DEFAULT_CATALOGUE, rig.members, rig.sink, rig.engine._outbox, GlobalHoldout(bps=10_000))
     rig.engine = held_out
     await rig.event("usr_ok")
     assert await rewards(db) == []
