@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import multiprocessing
 import random
 import time
 from collections import Counter
@@ -34,8 +33,8 @@ from furima.marketing.v1 import event_service_pb2 as pb
 from furima.marketing.v1 import event_service_pb2_grpc as pb_grpc
 from furima.payments.v1 import events_pb2 as payments_events
 
-from bench._h2load import BenchError, percentile
-from bench._loadgen import CallStats, _machine_busy_seconds, _stats, proc_cpu_seconds
+from bench._h2load import percentile
+from bench._loadgen import CallStats, call_stats, machine_busy_seconds, proc_cpu_seconds, run_workers
 
 CALL_TIMEOUT_S = 60.0
 POINTS_GRANTED = "furima.payments.v1.PointsGranted"
@@ -205,45 +204,7 @@ def drive_events(spec: EventLoadSpec, servers: dict[str, int]) -> EventLoadResul
     """Run ``spec`` against marketing; ``servers`` (name → pid) have their CPU use over
     the measured window recorded.
     """
-    ctx = multiprocessing.get_context("spawn")
-    share, extra = divmod(spec.in_flight, spec.workers)
-    bounds = [0]
-    for w in range(spec.workers):
-        bounds.append(bounds[-1] + share + (1 if w < extra else 0))
-    pipes: list[Connection] = []
-    procs = []
-    for w in range(spec.workers):
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker, args=(spec, range(bounds[w], bounds[w + 1]), child), daemon=True)
-        proc.start()
-        pipes.append(parent)
-        procs.append(proc)
-    try:
-        for pipe in pipes:
-            msg = pipe.recv() if pipe.poll(60) else "no answer within 60 s"
-            if msg != "ready":
-                raise BenchError(f"a load-generator worker did not start: {msg}")
-        start_at = time.monotonic() + 0.2
-        for pipe in pipes:
-            pipe.send(start_at)
-        window = (start_at + spec.warmup_s, start_at + spec.warmup_s + spec.duration_s)
-        samples = []
-        for moment in window:
-            time.sleep(max(0.0, moment - time.monotonic()))
-            samples.append(({name: proc_cpu_seconds(pid) for name, pid in servers.items()}, _machine_busy_seconds()))
-        reports = []
-        for pipe in pipes:
-            if not pipe.poll(CALL_TIMEOUT_S + 30):
-                raise BenchError("a load-generator worker did not report back")
-            reports.append(pipe.recv())
-    finally:
-        for proc in procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.kill()
-    failed = [r["failed"] for r in reports if "failed" in r]
-    if failed:
-        raise BenchError(f"load-generator worker failed: {failed[0]}")
+    reports, samples = run_workers(_worker, spec, servers)
     errors: Counter[str] = Counter()
     latencies: list[float] = []
     for report in reports:
@@ -253,7 +214,7 @@ def drive_events(spec: EventLoadSpec, servers: dict[str, int]) -> EventLoadResul
     seconds = spec.duration_s
     return EventLoadResult(
         seconds=seconds,
-        calls=_stats(latencies, seconds),
+        calls=call_stats(latencies, seconds),
         events_per_s=sum(r["events_in_window"] for r in reports) / seconds,
         acknowledged_calls=sum(r["calls"] for r in reports),
         acknowledged_events=sum(r["events"] for r in reports),
@@ -321,7 +282,7 @@ class LatencySpec:
 
 def _cpu_sample(servers: dict[str, int]) -> tuple[dict[str, float], float, float]:
     """CPU seconds so far: each server's, the machine's busy total, this process's."""
-    return {name: proc_cpu_seconds(pid) for name, pid in servers.items()}, _machine_busy_seconds(), time.process_time()
+    return {name: proc_cpu_seconds(pid) for name, pid in servers.items()}, machine_busy_seconds(), time.process_time()
 
 
 class _LatencyProbe:

@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -96,7 +97,7 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
-def _machine_busy_seconds() -> float:
+def machine_busy_seconds() -> float:
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     return (sum(fields[:8]) - fields[3] - fields[4]) / _CLK_TCK
 
@@ -195,7 +196,7 @@ def _worker(spec: LoadSpec, slots: range, pipe: Connection) -> None:
         pipe.send({"failed": f"{type(exc).__name__}: {exc}"})
 
 
-def _stats(latencies: list[float], seconds: float) -> CallStats:
+def call_stats(latencies: list[float], seconds: float) -> CallStats:
     latencies.sort()
     return CallStats(
         count=len(latencies),
@@ -206,9 +207,16 @@ def _stats(latencies: list[float], seconds: float) -> CallStats:
     )
 
 
-def drive(spec: LoadSpec, servers: dict[str, int]) -> LoadResult:
-    """Run ``spec`` against the payments service; ``servers`` (name → pid) have their CPU
-    use over the measured window recorded.
+Samples = list[tuple[dict[str, float], float]]
+
+
+def run_workers(
+    target: Callable[[Any, range, Connection], None], spec: Any, servers: dict[str, int]
+) -> tuple[list[dict[str, Any]], Samples]:
+    """Start ``spec.workers`` processes running ``target(spec, slots, pipe)`` that share
+    ``spec.in_flight`` slots, release them together, sample the servers' CPU (and the
+    machine's) at the edges of the measured window, and return the workers' reports and
+    the two samples. A worker that fails or does not answer is a BenchError.
     """
     ctx = multiprocessing.get_context("spawn")
     share, extra = divmod(spec.in_flight, spec.workers)
@@ -219,7 +227,7 @@ def drive(spec: LoadSpec, servers: dict[str, int]) -> LoadResult:
     procs = []
     for w in range(spec.workers):
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker, args=(spec, range(bounds[w], bounds[w + 1]), child), daemon=True)
+        proc = ctx.Process(target=target, args=(spec, range(bounds[w], bounds[w + 1]), child), daemon=True)
         proc.start()
         pipes.append(parent)
         procs.append(proc)
@@ -235,7 +243,7 @@ def drive(spec: LoadSpec, servers: dict[str, int]) -> LoadResult:
         samples = []
         for moment in window:
             time.sleep(max(0.0, moment - time.monotonic()))
-            samples.append(({name: proc_cpu_seconds(pid) for name, pid in servers.items()}, _machine_busy_seconds()))
+            samples.append(({name: proc_cpu_seconds(pid) for name, pid in servers.items()}, machine_busy_seconds()))
         reports = []
         for pipe in pipes:
             if not pipe.poll(CALL_TIMEOUT_S + 30):
@@ -249,6 +257,14 @@ def drive(spec: LoadSpec, servers: dict[str, int]) -> LoadResult:
     failed = [r["failed"] for r in reports if "failed" in r]
     if failed:
         raise BenchError(f"load-generator worker failed: {failed[0]}")
+    return reports, samples
+
+
+def drive(spec: LoadSpec, servers: dict[str, int]) -> LoadResult:
+    """Run ``spec`` against the payments service; ``servers`` (name → pid) have their CPU
+    use over the measured window recorded.
+    """
+    reports, samples = run_workers(_worker, spec, servers)
     seconds = spec.duration_s
     total: dict[str, Counter[str]] = {k: Counter() for k in ("acknowledged", "errors", "statuses", "risk")}
     latencies: dict[str, list[float]] = {"CreatePayment": [], "CompletePayment": []}
@@ -260,8 +276,8 @@ def drive(spec: LoadSpec, servers: dict[str, int]) -> LoadResult:
     (cpu0, busy0), (cpu1, busy1) = samples
     return LoadResult(
         seconds=seconds,
-        creates=_stats(latencies["CreatePayment"], seconds),
-        completes=_stats(latencies["CompletePayment"], seconds) if spec.complete else None,
+        creates=call_stats(latencies["CreatePayment"], seconds),
+        completes=call_stats(latencies["CompletePayment"], seconds) if spec.complete else None,
         acknowledged_creates=total["acknowledged"]["CreatePayment"],
         acknowledged_completes=total["acknowledged"]["CompletePayment"],
         errors=dict(total["errors"]),
