@@ -8,12 +8,13 @@ transaction as the handler's effects: delivery is at-least-once, the effect once
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import structlog
 from furima.events.v1 import events_pb2
-from sqlalchemy import Column, MetaData, String, Table, insert, select, update
+from sqlalchemy import Column, Connection, MetaData, String, Table, bindparam, insert, select, update
 
 from libs.events._source import EventSource
 from libs.storage import Database, Transaction, UtcDateTime, big_id
@@ -93,6 +94,18 @@ class DurableConsumer:
         self.cursors, self.processed = tables
         self.handler = handler
         self.types = list(types)
+        # Built once: the synchronous bookkeeping runs for every batch.
+        c, p = self.cursors.c, self.processed.c
+        self._processed_among = select(p.event_id).where(
+            p.consumer == self.name, p.event_id.in_(bindparam("event_ids", expanding=True))
+        )
+        self._advance = (
+            update(self.cursors)
+            .where(c.consumer == self.name, c.position < bindparam("sequence"))
+            .values(position=bindparam("sequence"))
+        )
+        self._position = select(c.position).where(c.consumer == self.name)
+        self._mark = insert(self.processed)
 
     async def position(self) -> int:
         """The sequence of the last event applied."""
@@ -127,6 +140,36 @@ class DurableConsumer:
             )
         return True
 
+    # Synchronous forms of the bookkeeping, for a consumer that applies a batch of events
+    # in one `Database.write_sync` transaction.
+
+    def processed_among(self, conn: Connection, event_ids: Sequence[str]) -> set[str]:
+        """Which of ``event_ids`` this consumer applied already."""
+        return {row.event_id for row in conn.execute(self._processed_among, {"event_ids": list(event_ids)})}
+
+    def advance(self, conn: Connection, sequence: int) -> None:
+        """Move the cursor forward to ``sequence`` (never back)."""
+        moved = conn.execute(self._advance, {"sequence": sequence})
+        if moved.rowcount == 0 and conn.scalar(self._position) is None:
+            conn.execute(insert(self.cursors).values(consumer=self.name, position=sequence))
+
+    def mark_processed(self, conn: Connection, event_ids: Sequence[str]) -> None:
+        """Record ``event_ids`` as applied (in the transaction of their effects)."""
+        now = datetime.now(UTC)
+        rows = [{"consumer": self.name, "event_id": event_id, "processed_at": now} for event_id in event_ids]
+        if rows:
+            conn.execute(self._mark, rows)
+
+    async def apply_batch(self, events: Sequence[events_pb2.Event]) -> int:
+        """Apply events in stream order; returns how many were new. This applies each in
+        a transaction of its own (`apply`); a consumer that can apply several in one
+        transaction overrides it (`run` hands over whatever arrived meanwhile).
+        """
+        applied = 0
+        for event in events:
+            applied += await self.apply(event)
+        return applied
+
     async def drain(self) -> int:
         """Apply every event available now; returns how many were new (tests, jobs)."""
         applied = 0
@@ -134,10 +177,49 @@ class DurableConsumer:
             applied += await self.apply(event)
         return applied
 
-    async def run(self) -> None:
-        """Follow the producer forever (cancel the task to stop)."""
+    async def run(self, *, batch: int = 200, retry_after: float = 0.2, linger: float = 0.0) -> None:
+        """Follow the producer forever (cancel the task to stop).
 
-        async def handle(event: events_pb2.Event) -> None:
-            await self.apply(event)
+        The stream is read ahead into a queue and applied in batches of what arrived
+        meanwhile, up to ``batch`` (`apply_batch`): under load one transaction covers many
+        events. With ``linger`` a batch waits up to that many seconds after its first
+        event for more (events that trickle in one by one still share transactions, at
+        the cost of that delay). An event read again after a reconnect, or queued twice,
+        is recognised by its id and skipped. A batch that fails is tried again after
+        ``retry_after`` seconds (doubling up to 5 s), so nothing is skipped.
+        """
+        queue: asyncio.Queue[events_pb2.Event] = asyncio.Queue(maxsize=batch * 4)
 
-        await follow_events(self.source, self.types, self.position, handle)
+        async def next_batch() -> list[events_pb2.Event]:
+            events = [await queue.get()]
+            if linger > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(linger):
+                        while len(events) < batch:
+                            events.append(await queue.get())
+            while len(events) < batch and not queue.empty():
+                events.append(queue.get_nowait())
+            return events
+
+        async def apply_forever() -> None:
+            while True:
+                events = await next_batch()
+                backoff = retry_after
+                while True:
+                    try:
+                        await self.apply_batch(events)
+                        break
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 — a failed transaction is retried, never skipped
+                        log.warning("event_batch_failed", consumer=self.name, error=str(exc), retry_in=backoff)
+                        await asyncio.sleep(backoff)
+                        backoff = min(5.0, backoff * 2)
+
+        applier = asyncio.create_task(apply_forever(), name=f"{self.name}-apply")
+        try:
+            await follow_events(self.source, self.types, self.position, queue.put)
+        finally:
+            applier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await applier

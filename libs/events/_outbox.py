@@ -65,7 +65,7 @@ class Outbox:
         """Write ``payload`` as an event of type ``payload.DESCRIPTOR.full_name``; returns its id."""
         if tx.dialect == "postgresql":
             await tx.conn.execute(_LOCK, {"k": _ADVISORY_LOCK_KEY})
-        row = self._row(aggregate_id, payload)
+        row = self.row(aggregate_id, payload)
         await tx.conn.execute(self._insert, row)
         tx.after_commit(self.notify)
         return str(row["event_id"])
@@ -76,11 +76,20 @@ class Outbox:
         """
         if conn.dialect.name == "postgresql":
             conn.execute(_LOCK, {"k": _ADVISORY_LOCK_KEY})
-        row = self._row(aggregate_id, payload)
+        row = self.row(aggregate_id, payload)
         conn.execute(self._insert, row)
         return str(row["event_id"])
 
-    def _row(self, aggregate_id: str, payload: Message) -> dict[str, object]:
+    def append_rows_sync(self, conn: Connection, rows: list[dict[str, object]]) -> None:
+        """Append several events made with `row` in one statement, in order (a batch's
+        events); the caller calls `notify` once the transaction has committed.
+        """
+        if conn.dialect.name == "postgresql":
+            conn.execute(_LOCK, {"k": _ADVISORY_LOCK_KEY})
+        conn.execute(self._insert, rows)
+
+    def row(self, aggregate_id: str, payload: Message) -> dict[str, object]:
+        """The outbox row of an event, for `append_rows_sync`."""
         return {
             "event_id": new_ulid("evt_"),
             "type": payload.DESCRIPTOR.full_name,
