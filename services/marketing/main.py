@@ -30,6 +30,8 @@ SERVICE_NAME = "furima.marketing"
 AUDIENCE = "furima.marketing"
 POINTS_SERVICE = POINTS_DESCRIPTOR.services_by_name["PointsService"]
 SEGMENT_REFRESH_SECONDS = 300.0
+FEED_LINGER_S = 0.05
+"""How long a feed batch waits after its first event for more."""
 log = structlog.get_logger("furima.marketing")
 
 
@@ -129,7 +131,8 @@ async def start_marketing_service(
     server = build_server(container, server_config, identity.verifier)
     service = MarketingService(container, server, identity, channels)
     for feed in feeds(container.db, container.intake, sources):
-        service.tasks.append(asyncio.create_task(feed.run(), name=feed.name))
+        # Grants come back from Payments one by one: wait a moment to apply them together.
+        service.tasks.append(asyncio.create_task(feed.run(linger=FEED_LINGER_S), name=feed.name))
     if config.worker_interval > 0:
         container.campaigns.start(config.worker_interval)
         scheduled = Periodic("marketing-scheduled-runs", container.schedules.run_due)

@@ -41,6 +41,7 @@ from services.marketing.domain.facts import UserFacts
 from services.marketing.domain.segments import matches_properties, parse_property_filter
 from services.marketing.domain.segments_ast import Node
 from services.marketing.service._memo import TransactionMemo
+from services.marketing.service.batch import Batch
 from services.marketing.store import campaigns as store
 from services.marketing.store.campaigns import Reward, StoredCampaign
 
@@ -63,9 +64,18 @@ class VariantAssigner(Protocol):
     """The experiment service's in-transaction assignment (sticky, stored, exposure logged)."""
 
     def assign_on(
-        self, conn: Connection, experiment_id: str, user_id: str, now: datetime, *, log_exposure: bool = True
+        self,
+        conn: Connection,
+        experiment_id: str,
+        user_id: str,
+        now: datetime,
+        *,
+        log_exposure: bool = True,
+        batch: Batch | None = None,
     ) -> Assignment:
-        """The user's variant in the experiment; logs their first exposure when asked."""
+        """The user's variant in the experiment; logs their first exposure when asked
+        (within ``batch``: the batch users' rows read once, the event staged).
+        """
         ...
 
 
@@ -92,6 +102,51 @@ class RecordingSink:
         return None
 
 
+class _Firings:
+    """The engine's state over one batch: the batch users' receipts and messages read
+    once, then kept current in memory as firings stage rows; the budget each campaign
+    reserved; the counters. Written by `write` at the batch's flush.
+    """
+
+    def __init__(self, batch: Batch) -> None:
+        self.received = store.receipts_of(batch.conn, batch.users)
+        self.new_receipts: dict[tuple[str, str], int] = {}
+        self.messages: dict[tuple[str, str, str], int] = {}
+        self.messages_read: set[tuple[str, str]] = set()
+        self.reserved: dict[str, int] = {}
+        self.held_out: dict[str, bool] = {}
+        self.counters = store.Counters()
+        batch.before_rows(self.write)
+
+    def messages_on(self, batch: Batch, user: str, channel: Channel, local: str) -> int:
+        """Messages on ``channel`` the user had on the local date, this batch's included."""
+        if (user, local) not in self.messages_read:
+            # Read once per user and date: every batch user's today at once (the usual case).
+            wanted = {(u, local_day(batch.now, f).isoformat()) for u, f in batch.facts.items()} | {(user, local)}
+            wanted -= self.messages_read
+            users, dates = sorted({u for u, _ in wanted}), sorted({d for _, d in wanted})
+            for key, sent in store.messages_of(batch.conn, users, dates).items():
+                if (key[0], key[2]) in wanted:
+                    self.messages[key] = sent
+            self.messages_read |= wanted
+        return self.messages.get((user, channel.value, local), 0)
+
+    def budget_left(self, campaign: StoredCampaign) -> int:
+        """What the campaign can still spend: its budget less what was spent when the
+        transaction read it and what this batch reserved since.
+        """
+        return campaign.definition.budget - campaign.spent - self.reserved.get(campaign.campaign_id, 0)
+
+    def write(self, conn: Connection) -> None:
+        """The budget reservations (guarded), the receipts and the counters."""
+        if not store.reserve_budgets(conn, self.reserved):
+            # Another transaction spent it after this one read the campaign (PostgreSQL):
+            # decide the whole batch again against the new figure.
+            raise store.BudgetRace(sorted(self.reserved))
+        store.add_receipts(conn, self.new_receipts)
+        self.counters.flush(conn)
+
+
 class CampaignEngine:
     """An event listener that runs the campaigns an event triggers."""
 
@@ -111,96 +166,106 @@ class CampaignEngine:
         self._outbox = outbox
         self._holdout = holdout
         self._filters: dict[tuple[str, str], Node] = {}
+        self._early: dict[tuple[str, int, bool, bool, bool, bool, bool], tuple[Outcome, dict[str, int]]] = {}
         # Campaigns cannot start or stop inside the transaction that records a batch of
-        # events: read them once per transaction (the budget check stays a guarded update).
+        # events: read them once per transaction (the budget is reserved with a guarded
+        # update at the flush).
         self._running: TransactionMemo[list[StoredCampaign]] = TransactionMemo()
 
-    def on_event(self, conn: Connection, event: UserEvent, facts: UserFacts, now: datetime) -> None:
+    def on_event(self, batch: Batch, event: UserEvent, facts: UserFacts) -> None:
         """Fire every running campaign triggered by ``event`` for its user."""
+        conn = batch.conn
         triggered = self._running.get(conn, event.type, lambda: store.running_for(conn, event.type))
         if not triggered:
             return
-        # Once per event, whatever the number of campaigns: the user's segments, and the
-        # counters of every firing written together.
-        segments = self._membership.memberships(conn, facts, now)
-        counters = store.Counters()
+        # Once per event, whatever the number of campaigns: the user's segments.
+        segments = self._segments(batch, facts)
+        firings = batch.state(self, lambda: _Firings(batch))
+        first = _count(facts, event.type) == 1
         for campaign in triggered:
             trigger = campaign.definition.trigger
             assert isinstance(trigger, EventTrigger)
-            passes, first = self._passes(trigger, event), _count(facts, event.type) == 1
-            self._fire(conn, campaign, event.event_id, facts, now, segments, passes, first, counters)
-        counters.flush(conn)
+            self._fire(batch, firings, campaign, event.event_id, facts, segments, self._passes(trigger, event), first)
 
-    def fire(
-        self, conn: Connection, campaign: StoredCampaign, event: UserEvent, facts: UserFacts, now: datetime
-    ) -> Outcome:
-        """Decide and record one firing of an event-triggered ``campaign`` for the event's user."""
+    def fire(self, batch: Batch, campaign: StoredCampaign, event: UserEvent, facts: UserFacts) -> Outcome:
+        """Decide and stage one firing of an event-triggered ``campaign`` for the event's user."""
         trigger = campaign.definition.trigger
         assert isinstance(trigger, EventTrigger)
-        passes, first = self._passes(trigger, event), _count(facts, event.type) == 1
-        segments = self._membership.memberships(conn, facts, now)
-        counters = store.Counters()
-        outcome = self._fire(conn, campaign, event.event_id, facts, now, segments, passes, first, counters)
-        counters.flush(conn)
-        return outcome
+        firings = batch.state(self, lambda: _Firings(batch))
+        first = _count(facts, event.type) == 1
+        segments = self._segments(batch, facts)
+        return self._fire(
+            batch, firings, campaign, event.event_id, facts, segments, self._passes(trigger, event), first
+        )
 
-    def fire_scheduled(
-        self, conn: Connection, campaign: StoredCampaign, trigger_id: str, facts: UserFacts, now: datetime
-    ) -> Outcome:
-        """One user's firing of a scheduled run (``trigger_id`` names the run)."""
-        segments = self._membership.memberships(conn, facts, now)
-        counters = store.Counters()
-        outcome = self._fire(conn, campaign, trigger_id, facts, now, segments, True, True, counters)
-        counters.flush(conn)
-        return outcome
+    def fire_scheduled(self, batch: Batch, campaign: StoredCampaign, trigger_id: str, facts: UserFacts) -> Outcome:
+        """Stage one user's firing of a scheduled run (``trigger_id`` names the run)."""
+        firings = batch.state(self, lambda: _Firings(batch))
+        return self._fire(batch, firings, campaign, trigger_id, facts, self._segments(batch, facts), True, True)
+
+    def _segments(self, batch: Batch, facts: UserFacts) -> set[str]:
+        found = batch.memberships.get(facts.user_id)
+        if found is None:
+            found = self._membership.memberships(batch.conn, facts, batch.now)
+        return found
 
     def _fire(
         self,
-        conn: Connection,
+        batch: Batch,
+        firings: _Firings,
         campaign: StoredCampaign,
         trigger_id: str,
         facts: UserFacts,
-        now: datetime,
         segments: set[str],
         filter_passes: bool,
         is_first: bool,
-        counters: store.Counters,
     ) -> Outcome:
-        d, user = campaign.definition, facts.user_id
+        d, user, now = campaign.definition, facts.user_id, batch.now
         in_segment = d.segment_id in segments
         first_only = isinstance(d.trigger, EventTrigger) and d.trigger.first_only
-        holdout = self._holdout.contains(user)
-        if not in_segment or not filter_passes or (first_only and not is_first) or holdout or is_restricted(facts):
-            # Stopped by a check that needs nothing more from the database (decide names it).
-            early = Situation(in_segment, filter_passes, is_first, holdout, None, 0, 0, 0)
-            outcome = decide(d, early, is_restricted(facts))
-            self._record(conn, campaign, user, trigger_id, facts, now, None, outcome, counters)
-            return outcome
-        variant = self._variant(conn, campaign, user, now)
+        holdout = firings.held_out.get(user)
+        if holdout is None:
+            holdout = firings.held_out[user] = self._holdout.contains(user)
+        restricted = is_restricted(facts)
+        if not in_segment or not filter_passes or (first_only and not is_first) or holdout or restricted:
+            # Stopped by a check that needs nothing more from the database; decide names
+            # it. Most firings end here, so the outcome and its counters are kept per
+            # campaign version and answers to the checks.
+            key = (campaign.campaign_id, campaign.version, in_segment, filter_passes, is_first, holdout, restricted)
+            known = self._early.get(key)
+            if known is None:
+                early = Situation(in_segment, filter_passes, is_first, holdout, None, 0, 0, 0)
+                outcome = decide(d, early, restricted)
+                assert not outcome.reached, "an early stop gives nothing"
+                if len(self._early) > 10_000:
+                    self._early.clear()
+                known = self._early[key] = (outcome, _counts(outcome))
+            firings.counters.add(campaign.campaign_id, "", known[1])
+            return known[0]
+        variant = self._variant(batch, campaign, user)
+        received = firings.received.get((campaign.campaign_id, user), 0)
+        channel = d.communication.channel if d.communication is not None else None
         situation = Situation(
             in_segment=True,
             filter_passes=True,
             is_first=is_first,
             in_global_holdout=False,
             variant=variant,
-            received_so_far=store.received(conn, campaign.campaign_id, user),
+            received_so_far=received,
             messages_today=(
-                store.messages_on(conn, user, d.communication.channel, local_day(now, facts).isoformat())
-                if d.communication is not None and d.communication.channel in d.frequency_caps
+                firings.messages_on(batch, user, channel, local_day(now, facts).isoformat())
+                if channel is not None and channel in d.frequency_caps
                 else 0
             ),
-            budget_left=d.budget - campaign.spent,
+            budget_left=firings.budget_left(campaign),
         )
         outcome = decide(d, situation, False)
         if variant is not None and self._experiments is not None and _eligible(outcome):
             # Exposed: the user would get the treatment of their arm (even a holdout arm).
-            self._experiments.assign_on(conn, campaign.campaign_id, user, now, log_exposure=True)
-        # The budget is reserved with a guarded UPDATE: what decide saw may be stale.
-        if outcome.incentive is not None and not store.reserve_budget(conn, campaign.campaign_id, outcome.cost):
-            outcome = Outcome(None, 0, outcome.message, (*outcome.skipped, SkipReason.BUDGET_EXHAUSTED))
-        self._record(
-            conn, campaign, user, trigger_id, facts, now, variant, outcome, counters, situation.received_so_far
-        )
+            self._experiments.assign_on(batch.conn, campaign.campaign_id, user, now, log_exposure=True, batch=batch)
+        if outcome.incentive is not None:
+            firings.reserved[campaign.campaign_id] = firings.reserved.get(campaign.campaign_id, 0) + outcome.cost
+        self._record(batch, firings, campaign, user, trigger_id, facts, variant, outcome, received)
         return outcome
 
     def _passes(self, trigger: EventTrigger, event: UserEvent) -> bool:
@@ -215,15 +280,15 @@ class CampaignEngine:
             node = self._filters[key] = parse_property_filter(trigger.property_filter, spec)
         return matches_properties(node, event.properties)
 
-    def _variant(
-        self, conn: Connection, campaign: StoredCampaign, user_id: str, now: datetime
-    ) -> CampaignVariant | None:
+    def _variant(self, batch: Batch, campaign: StoredCampaign, user_id: str) -> CampaignVariant | None:
         experiment = campaign.definition.experiment
         if experiment is None:
             return None
         if self._experiments is not None:
             # The campaign's experiment (created when it started) stores the assignment.
-            name = self._experiments.assign_on(conn, campaign.campaign_id, user_id, now, log_exposure=False).variant
+            name = self._experiments.assign_on(
+                batch.conn, campaign.campaign_id, user_id, batch.now, log_exposure=False, batch=batch
+            ).variant
             return next(v for v in experiment.variants if v.name == name)
         # Without the experiment service: the same documented hash (variants cannot change
         # once the campaign runs, so it is sticky too).
@@ -238,37 +303,35 @@ class CampaignEngine:
 
     def _record(
         self,
-        conn: Connection,
+        batch: Batch,
+        firings: _Firings,
         campaign: StoredCampaign,
         user: str,
         trigger_id: str,
         facts: UserFacts,
-        now: datetime,
         variant: CampaignVariant | None,
         outcome: Outcome,
-        counters: store.Counters,
         received_before: int = 0,
     ) -> None:
-        cid, arm = campaign.campaign_id, variant.name if variant else ""
-        counts = {"firings": 1} if SkipReason.NOT_IN_SEGMENT not in outcome.skipped else {}
-        for reason in outcome.skipped:
-            counts[f"skip:{reason.value}"] = 1
+        cid, arm, now = campaign.campaign_id, variant.name if variant else "", batch.now
+        counts = _counts(outcome)
         if outcome.incentive is not None:
-            self._reward(conn, campaign, user, trigger_id, now, arm, outcome)
+            self._reward(batch, campaign, user, trigger_id, arm, outcome)
             counts["incentives"] = 1
             counts["granted"] = outcome.cost
         if outcome.message is not None:
+            channel = outcome.message.channel
             title, body = render(outcome.message, outcome.incentive, facts, now)
-            refused = self._sink.deliver(outcome.message.channel.value, user, title, body, outcome.message.link)
+            refused = self._sink.deliver(channel.value, user, title, body, outcome.message.link)
             delivery_id = new_ulid("dlv_")
             local = local_day(now, facts).isoformat()
-            store.insert_delivery(
-                conn,
+            batch.stage(
+                store.INSERT_DELIVERY,
                 {
                     "id": delivery_id,
                     "campaign_id": cid,
                     "user_id": user,
-                    "channel": outcome.message.channel.value,
+                    "channel": channel.value,
                     "variant": arm,
                     "trigger_event_id": trigger_id,
                     "local_date": local,
@@ -280,28 +343,31 @@ class CampaignEngine:
                     "created_at": now,
                 },
             )
-            self._outbox.append_sync(
-                conn, user, _delivered(delivery_id, cid, user, outcome, arm, trigger_id, refused, local, now)
-            )
-            counts[f"messages:{outcome.message.channel.value}:{'failed' if refused else 'delivered'}"] = 1
+            if not refused:
+                sent = (user, channel.value, local)
+                firings.messages[sent] = firings.messages.get(sent, 0) + 1
+            batch.emit(user, _delivered(delivery_id, cid, user, outcome, arm, trigger_id, refused, local, now))
+            counts[f"messages:{channel.value}:{'failed' if refused else 'delivered'}"] = 1
         if outcome.reached:
             if received_before == 0:
                 counts["users_reached"] = 1
-            store.add_receipt(conn, cid, user)
-        counters.add(cid, arm, counts)
+            receipt = (cid, user)
+            firings.received[receipt] = firings.received.get(receipt, 0) + 1
+            firings.new_receipts[receipt] = firings.new_receipts.get(receipt, 0) + 1
+        firings.counters.add(cid, arm, counts)
 
     def _reward(
         self,
-        conn: Connection,
+        batch: Batch,
         campaign: StoredCampaign,
         user: str,
         trigger_id: str,
-        now: datetime,
         arm: str,
         outcome: Outcome,
     ) -> None:
         incentive = outcome.incentive
         assert incentive is not None
+        now = batch.now
         coupon = isinstance(incentive, CouponIncentive)
         reward = Reward(
             reward_id=new_ulid("rwd_"),
@@ -319,9 +385,9 @@ class CampaignEngine:
             status="GRANTED" if coupon else "PENDING",
             traceparent=_traceparent(),
         )
-        store.insert_reward(conn, reward, now)
+        batch.stage(store.INSERT_REWARD, store.reward_row(reward, now))
         if coupon:
-            self._outbox.append_sync(conn, user, incentive_granted(reward, "", now))
+            batch.emit(user, incentive_granted(reward, "", now))
 
 
 _NOT_EXPOSED = frozenset(
@@ -345,6 +411,16 @@ def _traceparent() -> str:
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier.get("traceparent", "")
+
+
+def _counts(outcome: Outcome) -> dict[str, int]:
+    """The stats counters a firing's outcome adds to, before what it gave: a firing (not
+    for users outside the segment) and each reason something was left out.
+    """
+    counts = {"firings": 1} if SkipReason.NOT_IN_SEGMENT not in outcome.skipped else {}
+    for reason in outcome.skipped:
+        counts[f"skip:{reason.value}"] = 1
+    return counts
 
 
 def _count(facts: UserFacts, event_type: str) -> int:

@@ -24,6 +24,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TypeVar
 
 import structlog
@@ -33,6 +34,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from libs.clock import Clock
 from libs.errors import FieldViolation, InvalidArgument
 from libs.events import Outbox
+from libs.group_commit import GroupCommit
 from libs.storage import Database, Transaction, is_conflict
 from services.marketing.domain.events import (
     MAX_EVENT_ID_LENGTH,
@@ -40,9 +42,11 @@ from services.marketing.domain.events import (
     UserEvent,
     check_event,
 )
-from services.marketing.domain.facts import UserFacts, apply
+from services.marketing.domain.facts import apply
+from services.marketing.service.batch import Batch
 from services.marketing.service.listeners import EventListener
 from services.marketing.store import facts as facts_repo
+from services.marketing.store.campaigns import BudgetRace
 
 log = structlog.get_logger("furima.marketing.intake")
 
@@ -54,6 +58,8 @@ MAX_BATCH = 500
 """The most events one TrackEvents call may carry."""
 MAX_EVENT_AGE = timedelta(days=400)
 """How old a tracked event may be: as long as the event log keeps event ids."""
+GROUP_EVENTS = 2 * MAX_BATCH
+"""The most events of concurrent calls recorded in one transaction (a call is never split)."""
 ATTEMPTS = 8
 """Tries of one batch's transaction when a concurrent writer of the same user got there first."""
 
@@ -71,6 +77,15 @@ def _column_length(name: str) -> int:
 # decides (a longer value would fail the insert on PostgreSQL, after validation).
 EVENT_ID_LENGTH = min(MAX_EVENT_ID_LENGTH, _column_length("event_id"))
 USER_ID_LENGTH = _column_length("user_id")
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """One TrackEvent/TrackEvents call's validated events, waiting for a transaction."""
+
+    events: Sequence[UserEvent]
+    source: str
+    paths: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +116,8 @@ class EventIntake:
         self._outbox = outbox
         self._listeners = tuple(listeners)
         self._max_age = max_age
+        # Concurrent TrackEvent/TrackEvents calls share transactions (per source).
+        self._groups: dict[str, GroupCommit[_Request, list[TrackResult]]] = {}
 
     async def track_one(self, event: UserEvent, source: str = API_SOURCE) -> TrackResult:
         """Record one event (TrackEvent): violations name ``event.<field>``."""
@@ -121,33 +138,67 @@ class EventIntake:
 
     async def record_in(self, tx: Transaction, events: Sequence[UserEvent], source: str) -> list[TrackResult]:
         """Record ``events`` inside the caller's transaction (a stream consumer marking the
-        source event processed in the same commit). The writes sit in a savepoint: when
-        this raises, nothing of ``events`` is written, so a caller may catch an
-        `InvalidArgument` and carry on with its transaction. A lost race (`StaleFacts`, a
-        database conflict) still means retrying the caller's whole transaction
-        (`retry_races`).
+        source event processed in the same commit): `record_on` on its connection.
+        """
+        results = await tx.conn.run_sync(lambda conn: self.record_on(conn, events, source))
+        tx.after_commit(self._outbox.notify)
+        return results
+
+    def record_on(self, conn: Connection, events: Sequence[UserEvent], source: str) -> list[TrackResult]:
+        """Record ``events`` inside the caller's transaction on a synchronous connection.
+        The writes sit in a savepoint: when this raises, nothing of ``events`` is written,
+        so a caller may catch an `InvalidArgument` and carry on with its transaction. A
+        lost race (`StaleFacts`, a database conflict) still means retrying the caller's
+        whole transaction (`retry_races`). Call `announce` after the commit.
         """
         paths = [f"events[{i}]" for i in range(len(events))]
         now = self.clock.now()
         self._validate(events, source, paths, now)
+        with conn.begin_nested():
+            return self._record(conn, events, source, paths, now)
 
-        def record(conn: Connection) -> list[TrackResult]:
-            with conn.begin_nested():
-                return self._record(conn, events, source, paths, now)
+    def check(self, events: Sequence[UserEvent], source: str) -> None:
+        """Raise `InvalidArgument` if `record_on` would refuse ``events`` as invalid (the
+        event log's duplicates are only known when recording).
+        """
+        self._validate(events, source, [f"events[{i}]" for i in range(len(events))], self.clock.now())
 
-        results = await tx.conn.run_sync(record)
-        tx.after_commit(self._outbox.notify)
-        return results
+    def announce(self) -> None:
+        """Wake the outbox's readers after a commit that recorded events."""
+        self._outbox.notify()
 
     async def _track(self, events: Sequence[UserEvent], source: str, paths: list[str]) -> list[TrackResult]:
-        now = self.clock.now()
-        self._validate(events, source, paths, now)
-        results = await retry_races(
-            lambda: self._db.write_sync(lambda conn: self._record(conn, events, source, paths, now))
-        )
+        self._validate(events, source, paths, self.clock.now())
+        group = self._groups.get(source)
+        if group is None:
+            group = self._groups[source] = GroupCommit(
+                partial(self._record_group, source), self._record_alone, max_size=GROUP_EVENTS
+            )
+        results = await group.submit(_Request(events, source, paths), len(events))
         if any(not result.duplicate for result in results):
             self._outbox.notify()  # committed: listeners may have written outbox events
         return results
+
+    async def _record_alone(self, request: _Request) -> list[TrackResult]:
+        """One call's events in a transaction of their own."""
+        return await retry_races(
+            lambda: self._db.write_sync(
+                lambda conn: self._record(conn, request.events, request.source, request.paths, self.clock.now())
+            )
+        )
+
+    async def _record_group(self, source: str, requests: Sequence[_Request]) -> list[list[TrackResult]]:
+        """Several calls' events as one batch in one transaction; each call's results."""
+        events = [event for request in requests for event in request.events]
+        paths = [path for request in requests for path in request.paths]
+        results = await retry_races(
+            lambda: self._db.write_sync(lambda conn: self._record(conn, events, source, paths, self.clock.now()))
+        )
+        out, start = [], 0
+        for request in requests:
+            out.append(results[start : start + len(request.events)])
+            start += len(request.events)
+        return out
 
     def _validate(self, events: Sequence[UserEvent], source: str, paths: list[str], now: datetime) -> None:
         """Raise every problem of the batch at once (nothing of it is recorded then)."""
@@ -183,30 +234,30 @@ class EventIntake:
     def _record(
         self, conn: Connection, events: Sequence[UserEvent], source: str, paths: list[str], now: datetime
     ) -> list[TrackResult]:
-        """One attempt of the batch's transaction.
+        """One attempt of the batch's transaction, set-based (`service.batch`).
 
         Every row two batches may both want is taken in one global order, so concurrent
         batches queue rather than deadlock (PostgreSQL): first the facts of the batch's
-        users by user id (a locked read, or for a new user the insert of an empty row),
-        then the new events by event id. Duplicates are decided after the facts locks, so
-        a batch that waited for another sees what that one recorded. Then each new event
-        is folded, saved and announced to the listeners in the batch's order.
+        users by user id (locked reads, and empty rows inserted for new users), then the
+        new events by event id, then what the listeners staged (`Batch.flush`), then the
+        facts again (already locked). Duplicates are decided after the facts locks, so a
+        batch that waited for another sees what that one recorded. Each new event is
+        folded into its user's facts and announced to the listeners in the batch's order.
         """
-        users: dict[str, tuple[UserFacts, int]] = {}
-        for user_id in sorted({event.user_id for event in events}):
-            facts, version = facts_repo.load(conn, user_id, lock=True)
-            if version == 0:
-                version = facts_repo.save(conn, facts, 0, now)
-            users[user_id] = (facts, version)
+        loaded = facts_repo.load_many(conn, {event.user_id for event in events}, now)
         fresh, results = self._new_events(conn, events, paths)
-        for event in sorted(fresh, key=lambda e: e.event_id):
-            facts_repo.record_event(conn, event, source, now)
+        if not fresh:
+            return results
+        facts_repo.record_events(conn, sorted(fresh, key=lambda e: e.event_id), source, now)
+        touched = {event.user_id for event in fresh}
+        batch = Batch(conn, now, (loaded[user_id][0] for user_id in sorted(touched)), self._outbox)
         for event in fresh:
-            facts, version = users[event.user_id]
+            facts = batch.facts[event.user_id]
             apply(facts, event, self.catalogue)
-            users[event.user_id] = (facts, facts_repo.save(conn, facts, version, now))
             for listener in self._listeners:
-                listener.on_event(conn, event, facts, now)
+                listener.on_event(batch, event, facts)
+        batch.flush()
+        facts_repo.save_many(conn, [loaded[user_id] for user_id in sorted(touched)], now)
         return results
 
     @staticmethod
@@ -217,12 +268,13 @@ class EventIntake:
         ``EVENT_ID_REUSED`` when an id was recorded (or sent earlier in the batch) with
         another event.
         """
+        stored = facts_repo.stored_events(conn, {event.event_id for event in events})
         seen: dict[str, UserEvent] = {}
         fresh: list[UserEvent] = []
         results: list[TrackResult] = []
         reused: list[FieldViolation] = []
         for event, path in zip(events, paths, strict=True):
-            earlier = seen.get(event.event_id) or facts_repo.stored_event(conn, event.event_id)
+            earlier = seen.get(event.event_id) or stored.get(event.event_id)
             if earlier is None:
                 seen[event.event_id] = event
                 fresh.append(event)
@@ -262,7 +314,7 @@ def _is_race(exc: BaseException) -> bool:
     changed since read, a row inserted meanwhile (a new user's facts, the same new event
     id), or PostgreSQL aborting it over a conflict (serialization failure, deadlock).
     """
-    return isinstance(exc, facts_repo.StaleFacts | IntegrityError) or is_conflict(exc)
+    return isinstance(exc, facts_repo.StaleFacts | BudgetRace | IntegrityError) or is_conflict(exc)
 
 
 async def retry_races(run: Callable[[], Awaitable[T]], attempts: int = ATTEMPTS) -> T:
@@ -272,7 +324,7 @@ async def retry_races(run: Callable[[], Awaitable[T]], attempts: int = ATTEMPTS)
     for attempt in range(1, attempts + 1):
         try:
             return await run()
-        except (facts_repo.StaleFacts, DBAPIError) as exc:
+        except (facts_repo.StaleFacts, BudgetRace, DBAPIError) as exc:
             if attempt == attempts or not _is_race(exc):
                 raise
             log.debug("intake_retry", attempt=attempt, error=type(exc).__name__)

@@ -9,7 +9,7 @@ a tracked event can assign or convert in its own transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from furima.marketing.v1.events_pb2 import VariantExposed
@@ -39,7 +39,11 @@ from services.marketing.domain.experiments import ExperimentResults, results, st
 from services.marketing.domain.facts import UserFacts
 from services.marketing.domain.stats import DEFAULT_CONFIDENCE
 from services.marketing.service._memo import TransactionMemo
+from services.marketing.service.batch import Batch
 from services.marketing.store import experiments as store
+
+_Participations = tuple[StoredExperiment, dict[str, Participation]] | None
+"""An experiment and the batch users' rows in it (None: no such experiment)."""
 
 
 @dataclass(frozen=True)
@@ -146,14 +150,22 @@ class Experiments:
         return assignment
 
     def assign_on(
-        self, conn: Connection, experiment_id: str, user_id: str, now: datetime, *, log_exposure: bool = True
+        self,
+        conn: Connection,
+        experiment_id: str,
+        user_id: str,
+        now: datetime,
+        *,
+        log_exposure: bool = True,
+        batch: Batch | None = None,
     ) -> Assignment:
         """`assign_variant` inside the caller's transaction. When the answer says
         ``first_exposure``, a VariantExposed event was appended: call `Outbox.notify`
-        after the commit.
+        after the commit. Within a ``batch`` the batch users' rows are read once per
+        experiment and the event is staged with the batch's.
         """
         check_participant(experiment_id, user_id)
-        found = store.participation(conn, experiment_id, user_id)
+        found = self._participation(conn, experiment_id, user_id, batch)
         if found is None:
             raise _not_found(experiment_id)
         run, seen = found
@@ -166,15 +178,56 @@ class Experiments:
             variant, assigned_at = store.assign(
                 conn, experiment_id, user_id, sticky_variant(run.experiment, user_id, None), now
             )
+            seen = replace(seen, variant=variant, assigned_at=assigned_at)
         first = False
+        known: Participation | None = seen
         if log_exposure and seen.first_exposed_at is None:
             first = store.expose(conn, experiment_id, user_id, variant, now)
             if first:
                 exposed = VariantExposed(
                     experiment_id=experiment_id, user_id=user_id, variant=variant, exposed_at=timestamp(now)
                 )
-                self._outbox.append_sync(conn, user_id, exposed)
+                if batch is None:
+                    self._outbox.append_sync(conn, user_id, exposed)
+                else:
+                    batch.emit(user_id, exposed)
+            # Exposed now, or by another call a moment ago (then read the rows again).
+            known = replace(seen, first_exposed_at=now) if first else None
+        self._remember(batch, experiment_id, user_id, known)
         return Assignment(variant, variant == run.experiment.control, False, first, assigned_at)
+
+    def _participation(
+        self, conn: Connection, experiment_id: str, user_id: str, batch: Batch | None
+    ) -> tuple[StoredExperiment, Participation] | None:
+        """The experiment and the user's rows: from the batch's reads (every batch user's
+        rows in one go per experiment) or, outside a batch, one read.
+        """
+        if batch is None or user_id not in batch.facts or len(batch.facts) == 1:
+            return store.participation(conn, experiment_id, user_id)  # one read does
+        known = batch.state(self, dict[str, _Participations])
+        found = known.get(experiment_id)
+        if found is None:
+            found = known[experiment_id] = store.participations(conn, experiment_id, batch.users)
+        if found is None:
+            return None
+        run, seen = found
+        if user_id not in seen:  # forgotten after a lost race
+            return store.participation(conn, experiment_id, user_id)
+        return run, seen[user_id]
+
+    def _remember(self, batch: Batch | None, experiment_id: str, user_id: str, seen: Participation | None) -> None:
+        """Keep the batch's copy of a user's rows in step with what was just written
+        (None: unknown now, read the rows again next time).
+        """
+        if batch is None:
+            return
+        found = batch.state(self, dict[str, _Participations]).get(experiment_id)
+        if found is None:
+            return
+        if seen is None:
+            found[1].pop(user_id, None)
+        else:
+            found[1][user_id] = seen
 
     def _settled(
         self, run: StoredExperiment, seen: Participation, user_id: str, log_exposure: bool
@@ -199,13 +252,23 @@ class Experiments:
         )
 
     def record_conversion_on(
-        self, conn: Connection, experiment_id: str, user_id: str, occurred_at: datetime, now: datetime
+        self,
+        conn: Connection,
+        experiment_id: str,
+        user_id: str,
+        occurred_at: datetime,
+        now: datetime,
+        batch: Batch | None = None,
     ) -> ConversionOutcome:
-        """`record_conversion` inside the caller's transaction."""
-        found = store.participation(conn, experiment_id, user_id)
+        """`record_conversion` inside the caller's transaction (within ``batch``: see `assign_on`)."""
+        found = self._participation(conn, experiment_id, user_id, batch)
         if found is None:
             raise _not_found(experiment_id)
-        return self._convert(conn, *found, user_id, occurred_at, now)
+        run, seen = found
+        outcome = self._convert(conn, run, seen, user_id, occurred_at, now)
+        if outcome is ConversionOutcome.COUNTED and seen.converted_at is None:
+            self._remember(batch, experiment_id, user_id, None)
+        return outcome
 
     def _convert(
         self,
@@ -253,13 +316,16 @@ class ConversionListener:
         self._experiments = experiments
         self._converting: TransactionMemo[list[StoredExperiment]] = TransactionMemo()
 
-    def on_event(self, conn: Connection, event: UserEvent, facts: UserFacts, now: datetime) -> None:
+    def on_event(self, batch: Batch, event: UserEvent, facts: UserFacts) -> None:
         """Record the event as a conversion in every experiment converting on its type."""
         if not event.type:  # "" marks experiments converting only through the RPC
             return
+        conn = batch.conn
         runs = self._converting.get(conn, event.type, lambda: store.converting_on(conn, event.type))
         for run in runs:
-            self._experiments.record_conversion_on(conn, run.experiment_id, event.user_id, event.occurred_at, now)
+            self._experiments.record_conversion_on(
+                conn, run.experiment_id, event.user_id, event.occurred_at, batch.now, batch
+            )
 
 
 def _require_id(experiment_id: str) -> None:

@@ -16,7 +16,7 @@ is logged and skipped: one poison event must not stall every later one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -29,6 +29,7 @@ from furima.tns.v1 import enforcement_service_pb2 as tns_enforcement
 from furima.tns.v1 import events_pb2 as tns_events
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import Connection
 
 from libs.errors import InvalidArgument
 from libs.events import DurableConsumer, EventSource
@@ -167,26 +168,77 @@ class EventFeed(DurableConsumer):
         apply_once = super().apply
         return await retry_races(lambda: apply_once(event))
 
+    async def apply_batch(self, events: Sequence[events_pb2.Event]) -> int:
+        """Apply events exactly once each in one transaction (what arrived on the stream
+        meanwhile): the new ones recorded as one batch of the intake, the cursor moved
+        and the ids marked, together. Returns how many were new.
+        """
+        applied = await retry_races(lambda: self.db.write_sync(lambda conn: self._apply_on(conn, events)))
+        if applied:
+            self._intake.announce()
+        return applied
+
+    def _apply_on(self, conn: Connection, events: Sequence[events_pb2.Event]) -> int:
+        seen = self.processed_among(conn, [event.id for event in events])
+        fresh: dict[str, events_pb2.Event] = {}
+        for event in events:
+            if event.id not in seen:
+                fresh.setdefault(event.id, event)
+        self.advance(conn, max(event.sequence for event in events))
+        groups: list[tuple[events_pb2.Event, list[UserEvent]]] = []
+        for event in fresh.values():
+            mapped = self._map(event)
+            if not mapped:
+                continue
+            try:
+                self._intake.check(mapped, self.feed.source)
+            except InvalidArgument as exc:
+                self._refused(event, exc)
+                continue
+            groups.append((event, mapped))
+        if groups:
+            try:
+                self._intake.record_on(conn, [e for _, group in groups for e in group], self.feed.source)
+            except InvalidArgument:
+                # One event's id was recorded before with another event: record the
+                # others one source event at a time, refusing only that one.
+                for event, group in groups:
+                    try:
+                        self._intake.record_on(conn, group, self.feed.source)
+                    except InvalidArgument as exc:
+                        self._refused(event, exc)
+        self.mark_processed(conn, list(fresh))
+        return len(fresh)
+
     async def _handle(self, tx: Transaction, event: events_pb2.Event) -> None:
+        mapped = self._map(event)
+        if not mapped:
+            return
+        try:
+            await self._intake.record_in(tx, mapped, self.feed.source)
+        except InvalidArgument as exc:
+            self._refused(event, exc)
+
+    def _map(self, event: events_pb2.Event) -> list[UserEvent]:
+        """The user events of a source event (none for a type marketing ignores or a
+        malformed event, which is logged).
+        """
         mapper = self.feed.mappers.get(event.type)
         if mapper is None:
-            return
+            return []
         try:
             mapped = mapper(event)
         except MalformedEvent as exc:
             log.error("feed_event_malformed", feed=self.name, event_id=event.id, type=event.type, error=str(exc))
-            return
-        if not mapped:
-            return
+            return []
         now = self._intake.clock.now()
         # The producer's clock may run ahead of ours; the event did happen, so it is
         # recorded as happening now rather than refused as "in the future".
-        mapped = [replace(e, occurred_at=now) if e.occurred_at > now + MAX_FUTURE_SKEW else e for e in mapped]
-        try:
-            await self._intake.record_in(tx, mapped, self.feed.source)
-        except InvalidArgument as exc:
-            problems = [f"{v.field}: {v.description}" for v in exc.violations]
-            log.error("feed_event_refused", feed=self.name, event_id=event.id, reason=exc.reason, problems=problems)
+        return [replace(e, occurred_at=now) if e.occurred_at > now + MAX_FUTURE_SKEW else e for e in mapped]
+
+    def _refused(self, event: events_pb2.Event, exc: InvalidArgument) -> None:
+        problems = [f"{v.field}: {v.description}" for v in exc.violations]
+        log.error("feed_event_refused", feed=self.name, event_id=event.id, reason=exc.reason, problems=problems)
 
 
 def feeds(db: Database, intake: EventIntake, sources: Mapping[str, EventSource]) -> list[EventFeed]:

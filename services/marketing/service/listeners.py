@@ -1,24 +1,25 @@
-"""What happens inside the transaction of an event that changed a user's facts.
+"""What happens inside the transaction of events that changed users' facts.
 
-The event intake calls every listener after it folded a new event into the user's facts,
-on the same synchronous connection, so whatever a listener writes (segment membership,
-campaign rewards, outbox events) commits with the event — or not at all.
+The event intake records a batch of events in one transaction (`service.batch.Batch`):
+it calls every listener's `on_event` for each new event after folding it into its
+user's facts, then writes what the listeners staged. A listener reads what the batch's
+users need on its first event, for all of them at once (`Batch.state`). Whatever a
+listener writes (segment membership, campaign rewards, outbox events) commits with the
+events, or not at all.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Protocol
-
-from sqlalchemy import Connection
 
 from services.marketing.domain.events import UserEvent
 from services.marketing.domain.facts import UserFacts
+from services.marketing.service.batch import Batch
 
 
 class EventListener(Protocol):
-    """Reacts to a new event of a user, with the user's facts after it."""
+    """Reacts to new events of users, with each user's facts after the event."""
 
-    def on_event(self, conn: Connection, event: UserEvent, facts: UserFacts, now: datetime) -> None:
-        """Called once per new event (never for a duplicate), inside its transaction."""
+    def on_event(self, batch: Batch, event: UserEvent, facts: UserFacts) -> None:
+        """Called once per new event (never for a duplicate), in the batch's order."""
         ...

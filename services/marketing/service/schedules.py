@@ -18,6 +18,7 @@ from libs.clock import Clock
 from libs.events import Outbox
 from libs.storage import Database
 from services.marketing.domain.campaigns import CampaignStatus, ScheduleTrigger, Transition
+from services.marketing.service.batch import Batch
 from services.marketing.service.campaign_engine import CampaignEngine
 from services.marketing.service.campaigns import Campaigns
 from services.marketing.store import campaigns as store
@@ -69,11 +70,12 @@ class ScheduledRuns:
         trigger = campaign.definition.trigger
         assert isinstance(trigger, ScheduleTrigger)
         members = segments_store.member_page(conn, campaign.definition.segment_id, campaign.run_cursor, PAGE)
+        # One batch per page: the engine reads the page's receipts once, keeps the budget
+        # reserved so far in memory and writes the page's rows together.
+        batch = Batch(conn, now, (facts_store.load(conn, user)[0] for user in members), self._outbox)
         for user in members:
-            facts, _ = facts_store.load(conn, user)
-            fresh = store.get_campaign(conn, campaign_id)  # the budget spent so far
-            assert fresh is not None
-            self._engine.fire_scheduled(conn, fresh, run_id(run_at), facts, now)
+            self._engine.fire_scheduled(batch, campaign, run_id(run_at), batch.facts[user])
+        batch.flush()
         if len(members) == PAGE:
             store.set_run(conn, campaign_id, run_at, members[-1])
             return len(members)

@@ -40,6 +40,7 @@ from services.marketing.domain.facts import UserFacts
 from services.marketing.domain.segments import Dependencies, dependencies, evaluate, parse_expression
 from services.marketing.domain.segments_ast import Node
 from services.marketing.service._memo import TransactionMemo
+from services.marketing.service.batch import Batch
 from services.marketing.store import segments as store
 from services.marketing.store.facts import all_facts
 
@@ -245,27 +246,64 @@ def sweep_batch(
     return SweepStep(frozenset(targets), len(page), page[-1].user_id, changes)
 
 
+class _BatchMembership:
+    """The maintainer's state over one batch: the definitions, and each batch user's
+    segments as stored (read once) and as of their latest event. The net difference is
+    written at the flush; every change in between is an outbox event.
+    """
+
+    def __init__(self, batch: Batch, definitions: Definitions) -> None:
+        store.lock_definitions_shared(batch.conn)
+        self.segments = definitions.snapshot(batch.conn)
+        self.stored: dict[str, set[str]] = {}
+        self.current: dict[str, set[str]] = {}
+        if self.segments.nodes:
+            found = store.segments_of_users(batch.conn, batch.users)
+            for user_id in batch.users:
+                self.stored[user_id] = found.get(user_id, set()) & self.segments.nodes.keys()
+            self.current = {user_id: set(was) for user_id, was in self.stored.items()}
+            batch.before_rows(lambda conn: self.write(conn, batch.now))
+
+    def write(self, conn: Connection, at: datetime) -> None:
+        """Bring every batch user's rows from what was stored to what they are now in."""
+        entered: list[tuple[str, str]] = []
+        left: list[tuple[str, str]] = []
+        for user_id, now_in in self.current.items():
+            was = self.stored[user_id]
+            entered.extend((segment_id, user_id) for segment_id in now_in - was)
+            left.extend((segment_id, user_id) for segment_id in was - now_in)
+        store.remove_memberships(conn, left)
+        store.add_memberships(conn, entered, at)
+
+
 class SegmentMaintainer:
     """The `EventListener` that keeps the materialized membership current as events
-    arrive: the event's user is re-evaluated for every segment at the event's ``now``,
-    rows are inserted and deleted, and each change goes to the outbox with the event as
-    its cause, all in the event's transaction. The intake notifies the outbox after
-    the commit.
+    arrive: the event's user is re-evaluated for every segment at the batch's ``now``,
+    each change goes to the outbox with the event as its cause, and the membership rows
+    are brought to the users' final state once per batch, all in the events'
+    transaction. The intake notifies the outbox after the commit. It is the first
+    listener: what it finds is `Batch.memberships` for the others.
     """
 
     def __init__(self, definitions: Definitions, outbox: Outbox) -> None:
         self._definitions = definitions
         self._outbox = outbox
 
-    def on_event(self, conn: Connection, event: UserEvent, facts: UserFacts, now: datetime) -> None:
+    def on_event(self, batch: Batch, event: UserEvent, facts: UserFacts) -> None:
         """Re-evaluate ``facts.user_id`` for every segment after ``event``."""
-        store.lock_definitions_shared(conn)
-        segments = self._definitions.snapshot(conn)
+        state = batch.state(self, lambda: _BatchMembership(batch, self._definitions))
+        segments = state.segments
         if not segments.nodes:
             return
-        was = store.segments_of_user(conn, facts.user_id) & segments.nodes.keys()
+        user_id, now = facts.user_id, batch.now
         now_in = segments.memberships(facts, now, segments.nodes)
-        change_user(conn, self._outbox, segments, facts.user_id, was, now_in, now, event.event_id)
+        batch.memberships[user_id] = now_in
+        was = state.current[user_id]
+        for segment_id in sorted(now_in - was):
+            batch.emit(user_id, entered_event(segment_id, segments.versions[segment_id], user_id, event.event_id, now))
+        for segment_id in sorted(was - now_in):
+            batch.emit(user_id, left_event(segment_id, segments.versions[segment_id], user_id, event.event_id, now))
+        state.current[user_id] = now_in
 
 
 class RealTimeMembership:

@@ -110,6 +110,8 @@ campaign_receipts = Table(
     Column("campaign_id", String(40), primary_key=True),
     Column("user_id", String(64), primary_key=True),
     Column("received", Integer, nullable=False),
+    # A batch of events reads every receipt of its users in one query.
+    Index("ix_campaign_receipts_user_id", "user_id"),
 )
 
 # Every message handed to the notification sink, by the user's local date.
@@ -156,15 +158,22 @@ _RESERVE = (
     .values(spent=_c.spent + bindparam("cost"))
 )
 _RELEASE = update(campaigns).where(_c.id == bindparam("w_id")).values(spent=_c.spent - bindparam("cost"))
-_RECEIVED = select(_rc.received).where(_rc.campaign_id == bindparam("campaign"), _rc.user_id == bindparam("user"))
-_MESSAGES_TODAY = select(func.count()).where(
-    _d.user_id == bindparam("user"),
-    _d.channel == bindparam("channel"),
-    _d.local_date == bindparam("local_date"),
-    _d.delivered == 1,
+INSERT_REWARD = insert(campaign_rewards)
+"""Queue rewards (rows from `reward_row`); the unique trigger key fails a replayed trigger."""
+INSERT_DELIVERY = insert(deliveries)
+"""Record messages handed to the sink."""
+_RECEIPTS_OF = select(_rc.campaign_id, _rc.user_id, _rc.received).where(
+    _rc.user_id.in_(bindparam("user_ids", expanding=True))
 )
-_INSERT_REWARD = insert(campaign_rewards)
-_INSERT_DELIVERY = insert(deliveries)
+_MESSAGES_OF = (
+    select(_d.user_id, _d.channel, _d.local_date, func.count().label("sent"))
+    .where(
+        _d.user_id.in_(bindparam("user_ids", expanding=True)),
+        _d.local_date.in_(bindparam("dates", expanding=True)),
+        _d.delivered == 1,
+    )
+    .group_by(_d.user_id, _d.channel, _d.local_date)
+)
 _DUE_REWARDS = (
     select(campaign_rewards)
     .where(_r.status == "PENDING", _r.next_attempt_at <= bindparam("now"))
@@ -317,6 +326,19 @@ def reserve_budget(conn: Connection, campaign_id: str, cost: int) -> bool:
     return bool(conn.execute(_RESERVE, {"w_id": campaign_id, "cost": cost}).rowcount)
 
 
+def reserve_budgets(conn: Connection, costs: dict[str, int]) -> bool:
+    """`reserve_budget` for several campaigns, in campaign id order (the lock order):
+    whether every one could take its cost. When not, some may have: the caller must roll
+    the transaction back.
+    """
+    rows = [{"w_id": campaign_id, "cost": cost} for campaign_id, cost in sorted(costs.items()) if cost]
+    if not rows:
+        return True
+    if conn.dialect.supports_sane_multi_rowcount:
+        return bool(conn.execute(_RESERVE, rows).rowcount == len(rows))
+    return all(bool(conn.execute(_RESERVE, row).rowcount) for row in rows)
+
+
 def release_budget(conn: Connection, campaign_id: str, cost: int) -> None:
     """Give back a reservation whose grant failed for good."""
     conn.execute(_RELEASE, {"w_id": campaign_id, "cost": cost})
@@ -357,24 +379,35 @@ def _campaign(row: Any) -> StoredCampaign:
 # -- caps and counters -------------------------------------------------------------------------
 
 
-def received(conn: Connection, campaign_id: str, user_id: str) -> int:
-    """How many times the user received the campaign."""
-    value = conn.execute(_RECEIVED, {"campaign": campaign_id, "user": user_id}).scalar()
-    return int(value or 0)
+def receipts_of(conn: Connection, user_ids: Sequence[str]) -> dict[tuple[str, str], int]:
+    """How many times each of these users received each campaign: (campaign, user) → count."""
+    if not user_ids:
+        return {}
+    rows = conn.execute(_RECEIPTS_OF, {"user_ids": list(user_ids)})
+    return {(row.campaign_id, row.user_id): int(row.received) for row in rows}
 
 
-def add_receipt(conn: Connection, campaign_id: str, user_id: str) -> None:
-    """Count one more receipt for the user."""
-    conn.execute(
-        _upsert(conn, campaign_receipts, ("campaign_id", "user_id"), "received"),
-        {"campaign_id": campaign_id, "user_id": user_id, "received": 1},
-    )
+def add_receipts(conn: Connection, counts: dict[tuple[str, str], int]) -> None:
+    """Count more receipts: (campaign, user) → how many more, in key order."""
+    rows = [
+        {"campaign_id": campaign_id, "user_id": user_id, "received": n}
+        for (campaign_id, user_id), n in sorted(counts.items())
+        if n
+    ]
+    if rows:
+        conn.execute(_upsert(conn, campaign_receipts, ("campaign_id", "user_id"), "received"), rows)
 
 
-def messages_on(conn: Connection, user_id: str, channel: Channel, local_date: str) -> int:
-    """Messages delivered to the user on the channel on that local date (all campaigns)."""
-    value = conn.execute(_MESSAGES_TODAY, {"user": user_id, "channel": channel.value, "local_date": local_date})
-    return int(value.scalar() or 0)
+def messages_of(
+    conn: Connection, user_ids: Sequence[str], local_dates: Sequence[str]
+) -> dict[tuple[str, str, str], int]:
+    """`messages_on` for several users and dates at once: (user, channel, local date) →
+    messages delivered (combinations with none are left out).
+    """
+    if not user_ids or not local_dates:
+        return {}
+    params = {"user_ids": list(user_ids), "dates": sorted(local_dates)}
+    return {(row.user_id, row.channel, row.local_date): int(row.sent) for row in conn.execute(_MESSAGES_OF, params)}
 
 
 def bump(conn: Connection, campaign_id: str, variant: str, counts: dict[str, int]) -> None:
@@ -443,31 +476,28 @@ class Reward:
     traceparent: str = ""
 
 
-def insert_reward(conn: Connection, reward: Reward, now: datetime) -> None:
-    """Queue a reward (the unique trigger key makes a replayed trigger fail the transaction)."""
-    conn.execute(
-        _INSERT_REWARD,
-        {
-            "id": reward.reward_id,
-            "campaign_id": reward.campaign_id,
-            "user_id": reward.user_id,
-            "trigger_event_id": reward.trigger_event_id,
-            "variant": reward.variant,
-            "kind": reward.kind,
-            "amount": reward.amount,
-            "currency": reward.currency,
-            "coupon_code": reward.coupon_code,
-            "expires_at": reward.expires_at,
-            "status": reward.status,
-            "grant_id": reward.grant_id,
-            "attempts": reward.attempts,
-            "last_error": "",
-            "traceparent": reward.traceparent,
-            "next_attempt_at": now,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
+def reward_row(reward: Reward, now: datetime) -> dict[str, object]:
+    """The row of a new reward (for `INSERT_REWARD`)."""
+    return {
+        "id": reward.reward_id,
+        "campaign_id": reward.campaign_id,
+        "user_id": reward.user_id,
+        "trigger_event_id": reward.trigger_event_id,
+        "variant": reward.variant,
+        "kind": reward.kind,
+        "amount": reward.amount,
+        "currency": reward.currency,
+        "coupon_code": reward.coupon_code,
+        "expires_at": reward.expires_at,
+        "status": reward.status,
+        "grant_id": reward.grant_id,
+        "attempts": reward.attempts,
+        "last_error": "",
+        "traceparent": reward.traceparent,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def due_rewards(conn: Connection, now: datetime, limit: int) -> list[Reward]:
@@ -506,9 +536,12 @@ def retry_reward(conn: Connection, reward_id: str, error: str, next_at: datetime
     conn.execute(_RETRY_REWARD, {"w_id": reward_id, "v_error": error, "v_next": next_at, "v_now": now})
 
 
-def insert_delivery(conn: Connection, row: dict[str, object]) -> None:
-    """Record a message handed to the sink."""
-    conn.execute(_INSERT_DELIVERY, row)
+class BudgetRace(Exception):
+    """Campaigns whose budget another transaction spent after this one read it; retry."""
+
+    def __init__(self, campaign_ids: Sequence[str]) -> None:
+        super().__init__(", ".join(campaign_ids))
+        self.campaign_ids = tuple(campaign_ids)
 
 
 # -- the definition's stored form ------------------------------------------------------------

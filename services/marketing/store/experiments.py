@@ -15,7 +15,7 @@ Rows are only written after the experiment was read, and experiments are never d
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -254,6 +254,37 @@ def participation(conn: Connection, experiment_id: str, user_id: str) -> tuple[S
     """The experiment and what ``user_id`` went through in it; None for no experiment."""
     row = conn.execute(PARTICIPATION, {"experiment_id": experiment_id, "user_id": user_id}).first()
     return None if row is None else participation_of(row)
+
+
+_USERS_ASSIGNED = select(_a.user_id, _a.variant, _a.assigned_at).where(
+    _a.experiment_id == bindparam("experiment_id"), _a.user_id.in_(bindparam("user_ids", expanding=True))
+)
+_USERS_EXPOSED = select(_x.user_id, _x.first_exposed_at).where(
+    _x.experiment_id == bindparam("experiment_id"), _x.user_id.in_(bindparam("user_ids", expanding=True))
+)
+_USERS_CONVERTED = select(_c.user_id, _c.converted_at).where(
+    _c.experiment_id == bindparam("experiment_id"), _c.user_id.in_(bindparam("user_ids", expanding=True))
+)
+
+
+def participations(
+    conn: Connection, experiment_id: str, user_ids: Sequence[str]
+) -> tuple[StoredExperiment, dict[str, Participation]] | None:
+    """`participation` for several users at once (a batch of events): the experiment and
+    every one of ``user_ids``'s rows in it; None for no experiment.
+    """
+    stored = get(conn, experiment_id)
+    if stored is None:
+        return None
+    params = {"experiment_id": experiment_id, "user_ids": list(user_ids)}
+    assigned = {r.user_id: (r.variant, r.assigned_at) for r in conn.execute(_USERS_ASSIGNED, params)}
+    exposed = {r.user_id: r.first_exposed_at for r in conn.execute(_USERS_EXPOSED, params)}
+    converted = {r.user_id: r.converted_at for r in conn.execute(_USERS_CONVERTED, params)}
+    seen = {
+        user_id: Participation(*assigned.get(user_id, (None, None)), exposed.get(user_id), converted.get(user_id))
+        for user_id in user_ids
+    }
+    return stored, seen
 
 
 def assign(conn: Connection, experiment_id: str, user_id: str, variant: str, now: datetime) -> tuple[str, datetime]:

@@ -8,7 +8,7 @@ triggers commit together.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 
 import orjson
@@ -49,6 +49,13 @@ _INSERT_EVENT = insert(events)
 _EVENT = select(events).where(_e.event_id == bindparam("event_id"))
 _FACTS = select(_f.facts, _f.version).where(_f.user_id == bindparam("user_id"))
 _FACTS_LOCKED = _FACTS.with_for_update()
+_EVENTS_IN = select(events).where(_e.event_id.in_(bindparam("event_ids", expanding=True)))
+_FACTS_IN = (
+    select(_f.user_id, _f.facts, _f.version)
+    .where(_f.user_id.in_(bindparam("user_ids", expanding=True)))
+    .order_by(_f.user_id)
+)
+_FACTS_IN_LOCKED = _FACTS_IN.with_for_update()
 _INSERT_FACTS = insert(user_facts)
 _UPDATE_FACTS = (
     update(user_facts)
@@ -65,19 +72,35 @@ def stored_event(conn: Connection, event_id: str) -> UserEvent | None:
     return UserEvent(row.event_id, row.user_id, row.type, row.occurred_at, orjson.loads(row.properties))
 
 
-def record_event(conn: Connection, event: UserEvent, source: str, received_at: datetime) -> None:
-    """Record an event (a duplicate id fails the transaction: check `stored_event` first)."""
+def stored_events(conn: Connection, event_ids: Collection[str]) -> dict[str, UserEvent]:
+    """The events recorded under any of ``event_ids``, by id (one query)."""
+    if not event_ids:
+        return {}
+    rows = conn.execute(_EVENTS_IN, {"event_ids": sorted(event_ids)})
+    return {
+        row.event_id: UserEvent(row.event_id, row.user_id, row.type, row.occurred_at, orjson.loads(row.properties))
+        for row in rows
+    }
+
+
+def record_events(conn: Connection, batch: Sequence[UserEvent], source: str, received_at: datetime) -> None:
+    """Record new events in one statement (a duplicate id fails the transaction)."""
+    if not batch:
+        return
     conn.execute(
         _INSERT_EVENT,
-        {
-            "event_id": event.event_id,
-            "user_id": event.user_id,
-            "type": event.type,
-            "properties": orjson.dumps(dict(event.properties), option=orjson.OPT_SORT_KEYS).decode(),
-            "occurred_at": event.occurred_at,
-            "received_at": received_at,
-            "source": source,
-        },
+        [
+            {
+                "event_id": event.event_id,
+                "user_id": event.user_id,
+                "type": event.type,
+                "properties": orjson.dumps(dict(event.properties), option=orjson.OPT_SORT_KEYS).decode(),
+                "occurred_at": event.occurred_at,
+                "received_at": received_at,
+                "source": source,
+            }
+            for event in batch
+        ],
     )
 
 
@@ -92,24 +115,61 @@ def load(conn: Connection, user_id: str, *, lock: bool = False) -> tuple[UserFac
     return from_json(orjson.loads(row.facts)), int(row.version)
 
 
-def save(conn: Connection, facts: UserFacts, version: int, now: datetime) -> int:
-    """Store facts read at ``version``; returns the new version. A concurrent writer that
-    changed them first makes this raise (`StaleFacts`): the caller's transaction rolls back.
+def load_many(conn: Connection, user_ids: Collection[str], now: datetime) -> dict[str, tuple[UserFacts, int]]:
+    """Several users' facts and versions, locked for the transaction, in user id order:
+    an existing row is read with its row lock (PostgreSQL), a new user gets an empty row
+    inserted at version 1 (which holds the key just the same). One query and at most one
+    insert, whatever the number of users.
     """
-    document = orjson.dumps(to_json(facts)).decode()
-    if version == 0:
-        conn.execute(_INSERT_FACTS, {"user_id": facts.user_id, "facts": document, "version": 1, "updated_at": now})
-        return 1
-    params = {
-        "w_user_id": facts.user_id,
-        "w_version": version,
-        "v_facts": document,
-        "v_version": version + 1,
-        "v_updated_at": now,
+    ordered = sorted(user_ids)
+    statement = _FACTS_IN_LOCKED if conn.dialect.name == "postgresql" else _FACTS_IN
+    found = {
+        row.user_id: (from_json(orjson.loads(row.facts)), int(row.version))
+        for row in conn.execute(statement, {"user_ids": ordered})
     }
-    if not conn.execute(_UPDATE_FACTS, params).rowcount:
-        raise StaleFacts(facts.user_id)
-    return version + 1
+    new = [UserFacts(user_id) for user_id in ordered if user_id not in found]
+    if new:
+        conn.execute(
+            _INSERT_FACTS,
+            [
+                {"user_id": f.user_id, "facts": orjson.dumps(to_json(f)).decode(), "version": 1, "updated_at": now}
+                for f in new
+            ],
+        )
+        found.update((f.user_id, (f, 1)) for f in new)
+    return found
+
+
+def save_many(conn: Connection, changed: Sequence[tuple[UserFacts, int]], now: datetime) -> None:
+    """Store facts read at their versions, in one statement per kind: a user read at
+    version 0 (no row yet) is inserted, the others updated if still at their version.
+    Where the driver counts the rows of a batch, a count short of the batch means another
+    writer changed some first (`StaleFacts`); on PostgreSQL, whose driver does not, the
+    row locks of `load_many` make that impossible.
+    """
+    new = [
+        {"user_id": facts.user_id, "facts": orjson.dumps(to_json(facts)).decode(), "version": 1, "updated_at": now}
+        for facts, version in changed
+        if version == 0
+    ]
+    if new:
+        conn.execute(_INSERT_FACTS, new)
+    params = [
+        {
+            "w_user_id": facts.user_id,
+            "w_version": version,
+            "v_facts": orjson.dumps(to_json(facts)).decode(),
+            "v_version": version + 1,
+            "v_updated_at": now,
+        }
+        for facts, version in changed
+        if version
+    ]
+    if not params:
+        return
+    result = conn.execute(_UPDATE_FACTS, params)
+    if conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(params):
+        raise StaleFacts(", ".join(sorted(f.user_id for f, _ in changed)))
 
 
 def all_facts(conn: Connection, batch: int = 500) -> Iterator[UserFacts]:

@@ -132,6 +132,7 @@ _MEMBER_PAGE = (
 )
 _MEMBER_COUNT = select(func.count()).select_from(segment_members).where(_m.segment_id == bindparam("segment_id"))
 _ADD_MEMBER = insert(segment_members)
+_USERS_SEGMENTS = select(_m.user_id, _m.segment_id).where(_m.user_id.in_(bindparam("user_ids", expanding=True)))
 _REMOVE_MEMBER = delete(segment_members).where(
     _m.segment_id == bindparam("w_segment_id"), _m.user_id == bindparam("w_user_id")
 )
@@ -249,8 +250,7 @@ def segments_of_users(conn: Connection, user_ids: Sequence[str]) -> dict[str, se
     out: dict[str, set[str]] = {}
     if not user_ids:
         return out
-    query = select(_m.user_id, _m.segment_id).where(_m.user_id.in_(list(user_ids)))
-    for row in conn.execute(query):
+    for row in conn.execute(_USERS_SEGMENTS, {"user_ids": list(user_ids)}):
         out.setdefault(row.user_id, set()).add(row.segment_id)
     return out
 
@@ -281,6 +281,20 @@ def add_members(conn: Connection, segment_id: str, user_ids: Iterable[str], sinc
 def remove_members(conn: Connection, segment_id: str, user_ids: Iterable[str]) -> None:
     """End these users' membership."""
     rows = [{"w_segment_id": segment_id, "w_user_id": user_id} for user_id in sorted(user_ids)]
+    if rows:
+        conn.execute(_REMOVE_MEMBER, rows)
+
+
+def add_memberships(conn: Connection, pairs: Iterable[tuple[str, str]], since: datetime) -> None:
+    """`add_members` for (segment, user) pairs of several segments, in one statement."""
+    rows = [{"segment_id": segment_id, "user_id": user_id, "since": since} for segment_id, user_id in sorted(pairs)]
+    if rows:
+        conn.execute(_ADD_MEMBER, rows)
+
+
+def remove_memberships(conn: Connection, pairs: Iterable[tuple[str, str]]) -> None:
+    """`remove_members` for (segment, user) pairs of several segments, in one statement."""
+    rows = [{"w_segment_id": segment_id, "w_user_id": user_id} for segment_id, user_id in sorted(pairs)]
     if rows:
         conn.execute(_REMOVE_MEMBER, rows)
 

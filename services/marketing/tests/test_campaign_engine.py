@@ -32,8 +32,10 @@ from services.marketing.domain.campaigns import (
 from services.marketing.domain.events import DEFAULT_CATALOGUE, UserEvent
 from services.marketing.domain.experiment_runs import GlobalHoldout
 from services.marketing.domain.facts import UserFacts, apply
+from services.marketing.service.batch import Batch
 from services.marketing.service.campaign_engine import CampaignEngine, RecordingSink
 from services.marketing.service.campaigns import Campaigns
+from services.marketing.service.events import retry_races
 from services.marketing.service.grants import GrantDispatcher, GrantRefused, GrantRetry
 from services.marketing.store import campaigns as store
 from services.marketing.store.campaigns import Reward, campaign_rewards
@@ -89,7 +91,14 @@ class Rig:
         event = UserEvent(f"evt_{self.seq}", user, kind, self.clock.now(), properties)  # type: ignore[arg-type]
         apply(facts, event, DEFAULT_CATALOGUE)
         snapshot = dataclasses.replace(facts)
-        await self.db.write_sync(lambda conn: self.engine.on_event(conn, event, snapshot, self.clock.now()))
+
+        def write(conn: Connection) -> None:
+            batch = Batch(conn, self.clock.now(), [snapshot], self.engine._outbox)
+            self.engine.on_event(batch, event, snapshot)
+            batch.flush()
+
+        # As the intake does: a budget spent by another transaction meanwhile retries it.
+        await retry_races(lambda: self.db.write_sync(write))
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from services.marketing.domain.experiment_runs import (
 from services.marketing.domain.experiments import Variant, assign, results
 from services.marketing.domain.facts import UserFacts
 from services.marketing.domain.stats import VariantCounts, compare
+from services.marketing.service.batch import Batch
 from services.marketing.service.experiments import ConversionListener, Experiments
 from services.marketing.store import experiments as store
 from services.marketing.store.tables import outbox as outbox_table
@@ -345,7 +346,7 @@ async def test_conversion_time_is_checked(experiments: Experiments, clock: Froze
 
 
 async def test_tracked_events_of_the_conversion_type_convert(
-    experiments: Experiments, db: Database, clock: FrozenClock
+    experiments: Experiments, db: Database, clock: FrozenClock, outbox: Outbox
 ) -> None:
     """The listener counts an event of the experiment's conversion type for an exposed
     user, in the event's transaction; other types and unexposed users count nothing.
@@ -357,12 +358,18 @@ async def test_tracked_events_of_the_conversion_type_convert(
     listener = ConversionListener(experiments)
     clock.advance(60)
 
+    def convert(conn: Connection, event: UserEvent) -> None:
+        facts = UserFacts(event.user_id)
+        batch = Batch(conn, clock.now(), [facts], outbox)
+        listener.on_event(batch, event, facts)
+        batch.flush()
+
     for event in (
         UserEvent("evt_1", "usr_1", "app_opened", T0 + timedelta(seconds=30)),
         UserEvent("evt_2", "usr_2", "payment_completed", T0 + timedelta(seconds=30)),
         UserEvent("evt_3", "usr_1", "payment_completed", T0 + timedelta(seconds=30)),
     ):
-        await db.write_sync(lambda conn, e=event: listener.on_event(conn, e, UserFacts(e.user_id), clock.now()))
+        await db.write_sync(lambda conn, e=event: convert(conn, e))
     assert await rows(db, store.experiment_conversions) == 1
     assert await rows(db, store.experiment_conversions, "exp_rpc_only") == 0
     report = await experiments.results("exp_button")

@@ -20,7 +20,7 @@ from furima.tns.v1 import enforcement_service_pb2 as tns_enforcement
 from furima.tns.v1 import events_pb2 as tns_events
 from furima.types.v1 import money_pb2
 from google.protobuf.message import Message
-from sqlalchemy import Connection, MetaData, delete, select
+from sqlalchemy import MetaData, delete, select
 
 from libs.clock import FrozenClock
 from libs.events import EventSource, Outbox, OutboxEventSource, outbox_table
@@ -29,6 +29,7 @@ from libs.storage import Database
 from services.marketing.domain import facts as facts_domain
 from services.marketing.domain.events import DEFAULT_CATALOGUE, UserEvent
 from services.marketing.domain.facts import UserFacts
+from services.marketing.service.batch import Batch
 from services.marketing.service.events import EventIntake
 from services.marketing.service.feeds import FEEDS, EventFeed, feeds
 from services.marketing.store import facts as facts_repo
@@ -71,7 +72,7 @@ class Failing:
 
     failing = True
 
-    def on_event(self, conn: Connection, event: UserEvent, facts: UserFacts, now: datetime) -> None:
+    def on_event(self, batch: Batch, event: UserEvent, facts: UserFacts) -> None:
         if self.failing:
             raise RuntimeError("listener failed")
 
@@ -358,3 +359,83 @@ async def test_a_feed_and_api_calls_on_one_user_count_exactly(db: Database, prod
     facts, _ = await facts_of(db, "usr_buyer")
     assert facts_domain.count(facts, "app_opened", NOW) == 10
     assert facts_domain.total(facts, "payment_captured", "amount", NOW) == sum(100 + i for i in range(10))
+
+
+async def test_a_batch_applies_each_new_event_once_in_one_transaction(db: Database, producer: Producer) -> None:
+    """`apply_batch` (what `run` uses): an event applied before and an event twice in the
+    batch count once; the cursor moves to the batch's last sequence; facts add up.
+    """
+    grant = payments_events.PointsGranted(user_id="usr_a", amount=money_pb2.Money(amount=100, currency="JPY"))
+    await producer.emit("usr_a", grant, grant, grant)
+    stream = [event async for event in producer.source.stream(0, [], follow=False)]
+    feed = feed_of("payments", db, make_intake(db), producer.source)
+    assert await feed.apply(stream[0]) is True
+    assert await feed.apply_batch([stream[0], stream[1], stream[2], stream[1]]) == 2
+    assert await feed.apply_batch(stream) == 0
+    assert await feed.position() == stream[-1].sequence
+    facts, _ = await facts_of(db, "usr_a")
+    assert facts_domain.count(facts, "points_granted", NOW) == 3
+    assert len(await logged(db, "usr_a")) == 3
+
+
+async def test_a_batch_skips_poison_and_refused_events_and_records_the_rest(db: Database) -> None:
+    """In one batch: a malformed event, an event id logged before with another event
+    (EVENT_ID_REUSED) and two good ones. The good ones are recorded, every one is marked
+    processed, and nothing of the refused one stays.
+    """
+    intake = make_intake(db)
+    long_ago = EARLIER - timedelta(days=1)
+    await intake.track_one(
+        UserEvent("tns:evt_2", "usr_x", "standing_changed", long_ago, {"level": "GOOD"}), source="tns"
+    )
+    level = tns_enforcement.STANDING_LEVEL_WARNED
+    batch = [
+        wire(1, tns_events.UserStandingChanged(user_id="usr_a")),  # no level
+        wire(2, tns_events.UserStandingChanged(user_id="usr_new", level=level)),  # id reused
+        wire(3, tns_events.UserStandingChanged(user_id="usr_x", level=level)),
+        wire(4, tns_events.UserStandingChanged(user_id="usr_a", level=level)),
+    ]
+    feed = feed_of("tns", db, intake, _Fixed(batch))
+    assert await feed.apply_batch(batch) == 4
+    assert await feed.position() == 4
+    assert await facts_of(db, "usr_new") == (UserFacts("usr_new"), 0)
+    for user_id in ("usr_x", "usr_a"):
+        facts, _ = await facts_of(db, user_id)
+        assert facts_domain.attribute(facts, "standing") == "WARNED"
+    assert await feed.drain() == 0  # all four are processed
+
+
+async def test_a_failing_batch_leaves_every_event_for_redelivery(db: Database, producer: Producer) -> None:
+    """A listener that raises rolls the whole batch back: no event, no mark, no cursor move."""
+    listener = Failing()
+    await producer.emit("usr_a", id_events.UserSignedUp(user_id="usr_a"), id_events.UserSignedUp(user_id="usr_b"))
+    stream = [event async for event in producer.source.stream(0, [], follow=False)]
+    feed = feed_of("id", db, make_intake(db, listener), producer.source)
+    with pytest.raises(RuntimeError, match="listener failed"):
+        await feed.apply_batch(stream)
+    assert await feed.position() == 0
+    assert await logged(db, "usr_a") == await logged(db, "usr_b") == []
+    listener.failing = False
+    assert await feed.apply_batch(stream) == 2
+
+
+async def test_a_running_feed_retries_a_failed_batch_until_it_lands(db: Database, producer: Producer) -> None:
+    """``run()`` keeps a batch whose transaction failed and applies it once it can."""
+    listener, outbox = Failing(), Outbox(marketing_outbox_table)
+    feed = feed_of("id", db, make_intake(db, listener, outbox=outbox), producer.source)
+    task = asyncio.create_task(feed.run(retry_after=0.01))
+    try:
+        await producer.emit("usr_a", id_events.UserSignedUp(user_id="usr_a"))
+        await asyncio.sleep(0.3)  # a few failed tries
+        assert await logged(db, "usr_a") == []
+        committed = asyncio.create_task(outbox.wait(10))  # the intake notifies after its commit
+        await asyncio.sleep(0)
+        listener.failing = False
+        async with asyncio.timeout(10):
+            await committed
+        assert len(await logged(db, "usr_a")) == 1
+        assert await feed.position() == 1
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -31,6 +31,7 @@ from services.marketing.domain.segments_conditions import (
     Operator,
     SegmentCondition,
 )
+from services.marketing.service.batch import Batch
 from services.marketing.service.segments import SegmentDraft, Segments, segment_exists
 from services.marketing.store import facts as facts_store
 from services.marketing.store import segments as segments_store  # noqa: F401 — registers the segment tables
@@ -69,11 +70,13 @@ class Harness:
 
         def write(conn: Connection) -> None:
             now = self.clock.now()
-            facts_store.record_event(conn, event, "api", now)
+            facts_store.record_events(conn, [event], "api", now)
             facts, version = facts_store.load(conn, user_id, lock=True)
             apply(facts, event, DEFAULT_CATALOGUE)
-            facts_store.save(conn, facts, version, now)
-            self.segments.maintainer.on_event(conn, event, facts, now)
+            facts_store.save_many(conn, [(facts, version)], now)
+            batch = Batch(conn, now, [facts], self.outbox)
+            self.segments.maintainer.on_event(batch, event, facts)
+            batch.flush()
 
         await self.db.write_sync(write)
         return event.event_id

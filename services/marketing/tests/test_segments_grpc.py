@@ -25,6 +25,7 @@ from libs.testing import Forger, claims
 from services.marketing.api.segments import SEGMENT_SERVICE, SegmentServicer, register_segments
 from services.marketing.domain.events import DEFAULT_CATALOGUE, UserEvent
 from services.marketing.domain.facts import apply
+from services.marketing.service.batch import Batch
 from services.marketing.service.segments import Segments
 from services.marketing.store import facts as facts_store
 from services.marketing.store import segments as segments_store  # noqa: F401 — registers the segment tables
@@ -55,8 +56,10 @@ class Served:
         def write(conn: Connection) -> None:
             facts, version = facts_store.load(conn, user_id, lock=True)
             apply(facts, event, DEFAULT_CATALOGUE)
-            facts_store.save(conn, facts, version, NOW)
-            self.segments.maintainer.on_event(conn, event, facts, NOW)
+            facts_store.save_many(conn, [(facts, version)], NOW)
+            batch = Batch(conn, NOW, [facts], Outbox(outbox_table))
+            self.segments.maintainer.on_event(batch, event, facts)
+            batch.flush()
 
         await self.db.write_sync(write)
 
