@@ -1,7 +1,7 @@
 """Storage: async SQLAlchemy engines (SQLite WAL by default, PostgreSQL), migrations."""
 
 from libs.storage._database import Database, Transaction, is_postgres
-from libs.storage._group_commit import GroupCommit
+from libs.storage._group_commit import GroupCommit, Grouped
 from libs.storage._migrations import downgrade, run_migrations_online, upgrade
 from libs.storage._retry import is_conflict, retry_conflicts
 from libs.storage._types import UtcDateTime, big_id
@@ -9,6 +9,7 @@ from libs.storage._types import UtcDateTime, big_id
 __all__ = [
     "Database",
     "GroupCommit",
+    "Grouped",
     "Transaction",
     "UtcDateTime",
     "big_id",

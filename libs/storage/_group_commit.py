@@ -1,24 +1,136 @@
 """Group commit: concurrent small writes share one transaction.
 
-A request whose only write is a few rows (an audit entry, a moderation decision) would,
-in its own transaction, cap the service at the database's commit rate. Instead the
-callers hand their items to one writer task, which commits everything queued so far in
-one transaction while each caller waits for that commit. Nothing is acknowledged before
-it is durable; a failed batch fails every caller in it.
+A request whose only write is a few rows (an audit entry, a moderation decision, a
+tracked event) would, in its own transaction, cap the service at the database's commit
+rate and pay every per-transaction cost alone. Instead callers queue their items and
+one drainer task at a time takes everything queued so far (up to a size) and runs it
+as a group, while each caller waits for its own answer. An idle service is not
+delayed: the first item starts a group at once; items arriving while it runs wait for
+the next one. Nothing is answered before its group committed.
+
+`Grouped` is the queue: a group's function returns one result per item, and when a
+group fails each item can be run again on its own (``run_one``), so every caller gets
+exactly the answer or error it would have had alone; without ``run_one`` a failed group
+fails all its callers. `GroupCommit` is the common case on top of it: items written by
+``write_many`` in a shared transaction (or by ``commit``, which runs its own).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from libs.storage._database import Database, Transaction
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 WriteMany = Callable[[Transaction, Sequence[T]], Awaitable[None]]
 Commit = Callable[[Sequence[T]], Awaitable[None]]
+
+
+@dataclass
+class _Waiting(Generic[T, R]):
+    item: T
+    size: int
+    answer: asyncio.Future[R] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Grouped(Generic[T, R]):
+    """Runs queued items in groups: ``run_group`` for several (one result per item, in
+    order), ``run_one`` for an item alone (a group of one, or each item of a failed
+    group). A group holds at most ``max_size`` units (`submit`'s ``size``; an item larger
+    than that runs alone). Before taking a group the drainer sleeps ``gather`` seconds
+    (when commits are cheap, so requests already on their way join), and after each
+    group it yields to the event loop ``settle`` times (when a group runs synchronously
+    on the loop, so requests whose handlers it held up reach the queue first).
+    """
+
+    def __init__(
+        self,
+        run_group: Callable[[Sequence[T]], Awaitable[Sequence[R]]],
+        run_one: Callable[[T], Awaitable[R]] | None = None,
+        *,
+        max_size: int = 500,
+        gather: float = 0.0,
+        settle: int = 0,
+        name: str = "group-commit",
+    ) -> None:
+        self._run_group = run_group
+        self._run_one = run_one
+        self._max_size = max_size
+        self._gather = gather
+        self._settle = settle
+        self._name = name
+        self._queue: list[_Waiting[T, R]] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T, size: int = 1) -> R:
+        """Run ``item`` in the next group; returns its result or raises its error."""
+        waiting: _Waiting[T, R] = _Waiting(item, size)
+        self._queue.append(waiting)
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain(), name=self._name)
+        # Shielded: a caller giving up does not cancel the group the others wait on.
+        return await asyncio.shield(waiting.answer)
+
+    async def _drain(self) -> None:
+        group: list[_Waiting[T, R]] = []
+        try:
+            while self._queue:
+                if self._gather:
+                    await asyncio.sleep(self._gather)
+                group = self._take()
+                await self._run(group)
+                group = []
+                for _ in range(self._settle):
+                    await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            # Shutting down: nobody will run what is left.
+            for waiting in group + self._queue:
+                waiting.answer.cancel()
+            self._queue = []
+            raise
+
+    def _take(self) -> list[_Waiting[T, R]]:
+        """The longest prefix of the queue within ``max_size`` (at least one item)."""
+        taken, total = 0, 0
+        while taken < len(self._queue) and (taken == 0 or total + self._queue[taken].size <= self._max_size):
+            total += self._queue[taken].size
+            taken += 1
+        group, self._queue = self._queue[:taken], self._queue[taken:]
+        return group
+
+    async def _run(self, group: list[_Waiting[T, R]]) -> None:
+        if len(group) == 1 and self._run_one is not None:
+            await self._alone(group[0], self._run_one)
+            return
+        try:
+            results = await self._run_group([w.item for w in group])
+        except Exception as exc:  # noqa: BLE001 — handed to the callers, or each item retried alone
+            run_one = self._run_one
+            for waiting in group:
+                if run_one is not None:
+                    await self._alone(waiting, run_one)
+                elif not waiting.answer.done():
+                    waiting.answer.set_exception(exc)
+            return
+        for waiting, result in zip(group, results, strict=True):
+            if not waiting.answer.done():
+                waiting.answer.set_result(result)
+
+    @staticmethod
+    async def _alone(waiting: _Waiting[T, R], run_one: Callable[[T], Awaitable[R]]) -> None:
+        try:
+            result = await run_one(waiting.item)
+        except Exception as exc:  # noqa: BLE001 — the caller's error, handed to the caller
+            if not waiting.answer.done():
+                waiting.answer.set_exception(exc)
+            return
+        if not waiting.answer.done():
+            waiting.answer.set_result(result)
 
 
 class GroupCommit(Generic[T]):
@@ -26,7 +138,7 @@ class GroupCommit(Generic[T]):
     ``commit``, which runs its own transaction (see `Database.write_sync`). With
     ``gather`` the writer waits that many seconds before taking a batch, so that requests
     already on their way share it (when a commit is cheap, batches would otherwise stay
-    tiny and the per-commit cost would dominate).
+    tiny and the per-commit cost would dominate). A failed batch fails every caller in it.
     """
 
     def __init__(
@@ -44,44 +156,21 @@ class GroupCommit(Generic[T]):
         self._db = db
         self._write_many = write_many
         self._commit = commit
-        self._gather = gather
-        self._max_batch = max_batch
         self._name = name
-        self._pending: list[tuple[T, asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._grouped: Grouped[T, None] = Grouped(self._commit_batch, max_size=max_batch, gather=gather, name=name)
 
     async def write(self, item: T) -> None:
         """Return once ``item`` is committed (raises if its batch failed to commit)."""
         if self._db.in_transaction():
             # The batch needs the writer this task holds: it would wait forever.
             raise RuntimeError(f"{self._name}: write() inside a transaction would wait for itself")
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._drain(), name=self._name)
-        await done
+        await self._grouped.submit(item)
 
-    async def _drain(self) -> None:
-        while self._pending:
-            if self._gather:
-                # Let the requests already on their way join this batch.
-                await asyncio.sleep(self._gather)
-            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
-            try:
-                await self._commit_batch([item for item, _ in batch])
-            except Exception as exc:  # noqa: BLE001 — every waiter of the batch gets the failure
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                continue
-            for _, done in batch:
-                if not done.done():
-                    done.set_result(None)
-
-    async def _commit_batch(self, items: list[T]) -> None:
+    async def _commit_batch(self, items: Sequence[T]) -> list[None]:
         if self._commit is not None:
             await self._commit(items)
-            return
-        assert self._write_many is not None
-        async with self._db.transaction() as tx:
-            await self._write_many(tx, items)
+        else:
+            assert self._write_many is not None
+            async with self._db.transaction() as tx:
+                await self._write_many(tx, items)
+        return [None] * len(items)

@@ -1,5 +1,6 @@
-"""Group commit: requests queued while a group runs share the next group; a failed group
-is run again request by request, so every caller gets its own answer.
+"""`Grouped`, the queue under group commit: requests queued while a group runs share the
+next group; a failed group is run again request by request, so every caller gets its
+own answer (`GroupCommit` itself is tested with the storage tests).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from libs.group_commit import GroupCommit
+from libs.storage import Grouped
 
 
 class Recorder:
@@ -36,8 +37,8 @@ class Recorder:
         return request.upper()
 
 
-def committer(recorder: Recorder, max_size: int = 10) -> GroupCommit[str, str]:
-    return GroupCommit(recorder.group, recorder.one, max_size=max_size)
+def committer(recorder: Recorder, max_size: int = 10) -> Grouped[str, str]:
+    return Grouped(recorder.group, recorder.one, max_size=max_size)
 
 
 async def test_requests_arriving_while_one_runs_share_the_next_group() -> None:

@@ -127,7 +127,8 @@ class _Firings:
             users, dates = sorted({u for u, _ in wanted}), sorted({d for _, d in wanted})
             for key, sent in store.messages_of(batch.conn, users, dates).items():
                 if (key[0], key[2]) in wanted:
-                    self.messages[key] = sent
+                    # Until read, the count held only this batch's own (staged) messages.
+                    self.messages[key] = self.messages.get(key, 0) + sent
             self.messages_read |= wanted
         return self.messages.get((user, channel.value, local), 0)
 

@@ -34,8 +34,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from libs.clock import Clock
 from libs.errors import FieldViolation, InvalidArgument
 from libs.events import Outbox
-from libs.group_commit import GroupCommit
-from libs.storage import Database, Transaction, is_conflict
+from libs.storage import Database, Grouped, Transaction, is_conflict
 from services.marketing.domain.events import (
     MAX_EVENT_ID_LENGTH,
     Catalogue,
@@ -117,7 +116,7 @@ class EventIntake:
         self._listeners = tuple(listeners)
         self._max_age = max_age
         # Concurrent TrackEvent/TrackEvents calls share transactions (per source).
-        self._groups: dict[str, GroupCommit[_Request, list[TrackResult]]] = {}
+        self._groups: dict[str, Grouped[_Request, list[TrackResult]]] = {}
 
     async def track_one(self, event: UserEvent, source: str = API_SOURCE) -> TrackResult:
         """Record one event (TrackEvent): violations name ``event.<field>``."""
@@ -171,8 +170,10 @@ class EventIntake:
         self._validate(events, source, paths, self.clock.now())
         group = self._groups.get(source)
         if group is None:
-            group = self._groups[source] = GroupCommit(
-                partial(self._record_group, source), self._record_alone, max_size=GROUP_EVENTS
+            # A group runs synchronously on the loop (write_sync): settle lets the calls it
+            # held up join the next one.
+            group = self._groups[source] = Grouped(
+                partial(self._record_group, source), self._record_alone, max_size=GROUP_EVENTS, settle=8
             )
         results = await group.submit(_Request(events, source, paths), len(events))
         if any(not result.duplicate for result in results):

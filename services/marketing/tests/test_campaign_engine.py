@@ -6,6 +6,7 @@ the grant queue through a Payments outage.
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -98,6 +99,24 @@ class Rig:
             batch.flush()
 
         # As the intake does: a budget spent by another transaction meanwhile retries it.
+        await retry_races(lambda: self.db.write_sync(write))
+
+    async def events_in_one_batch(self, user: str, count: int) -> None:
+        """``count`` item_listed events of the user recorded in one batch (one transaction)."""
+        facts = self.facts.setdefault(user, UserFacts(user))
+        events = []
+        for _ in range(count):
+            self.seq += 1
+            events.append(UserEvent(f"evt_{self.seq}", user, "item_listed", self.clock.now(), {}))
+
+        def write(conn: Connection) -> None:
+            attempt = copy.deepcopy(facts)  # a retried attempt starts from the same facts
+            batch = Batch(conn, self.clock.now(), [attempt], self.engine._outbox)
+            for event in events:
+                apply(attempt, event, DEFAULT_CATALOGUE)
+                self.engine.on_event(batch, event, attempt)
+            batch.flush()
+
         await retry_races(lambda: self.db.write_sync(write))
 
 
@@ -223,6 +242,30 @@ async def test_per_user_cap_and_frequency_cap_in_the_users_time_zone(rig: Rig) -
     assert [s[1] for s in rig.sink.sent].count(tokyo_rig_user) == 1
     assert [r[0] for r in await rewards(rig.db)].count(tokyo_rig_user) == 2  # a capped message still grants
     assert await skips(rig, campaign_id) == {"PER_USER_CAP": 1, "FREQUENCY_CAP": 1}
+
+
+async def test_a_frequency_cap_counts_the_messages_of_its_own_batch(rig: Rig) -> None:
+    """A push earlier today is in the database; in the next batch an uncapped push
+    campaign (created first, so it fires first) sends another, still staged when a
+    campaign allowed two pushes a day checks: that one must count both and send nothing.
+    """
+    message_only = dataclasses.replace(
+        FIRST_LISTING, trigger=EventTrigger("item_listed"), incentive=None, budget=0, per_user_cap=5
+    )
+    uncapped = dataclasses.replace(
+        message_only, frequency_caps={}, communication=Communication(Channel.PUSH, "uncapped", "hi")
+    )
+    await rig.running(uncapped, key="uncapped")
+    await rig.event("usr_batch")
+    capped = dataclasses.replace(
+        message_only,
+        communication=Communication(Channel.PUSH, "capped", "hi"),
+        frequency_caps={Channel.PUSH: 2},
+    )
+    await rig.running(capped, key="capped")
+    await rig.events_in_one_batch("usr_batch", 1)
+    titles = [title for _, user, title, _, _ in rig.sink.sent if user == "usr_batch"]
+    assert titles == ["uncapped", "uncapped"]
 
 
 async def test_holdout_restricted_and_outside_the_segment_get_nothing(rig: Rig, db: Database) -> None:
