@@ -11,7 +11,7 @@ from pathlib import Path
 from bench._h2load import BenchError, ensure_h2load
 from bench._marketing import QUICK_MARKETING, MarketingOutcome, MarketingPlan, run_marketing
 from bench._payments import QUICK_PAYMENTS, PaymentsOutcome, PaymentsPlan, run_payments
-from bench._procs import ROOT, cpu_busy
+from bench._procs import REFERENCE_ADDITIONS, ROOT, cpu_busy, reference_seconds
 from bench._report import machine, print_table, update_docs
 from bench._scenarios import QUICK, Plan, Runner
 
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         h2load = ensure_h2load()
         busy = cpu_busy(2.0)
         background = f"{busy:.0%} of the CPUs were busy with other work in the 2 s before the run"
+        before = reference_seconds()
         if busy > BUSY_WARNING:
             print(f"warning: {background}; numbers will be noisy", file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory(prefix="furima-bench-") as tmp:
@@ -59,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 1
+    after = reference_seconds()
+    runner.outcome.background += (
+        f"; CPU speed: {REFERENCE_ADDITIONS:,} Python additions took {before:.2f} s before the run and"
+        f" {after:.2f} s after it (best of 3; results scale roughly with the inverse)"
+    )
     host = machine(h2load)
     print_table(runner.outcome, host, payments, marketing)
     if not args.no_docs and not args.only:

@@ -44,6 +44,25 @@ def cpu_busy(seconds: float = 1.0) -> float:
     return 1 - (idle1 - idle0) / max(1, total1 - total0)
 
 
+REFERENCE_ADDITIONS = 5_000_000
+
+
+def reference_seconds(tries: int = 3) -> float:
+    """Seconds this machine takes for a fixed pure-Python loop (`REFERENCE_ADDITIONS`
+    integer additions), the best of ``tries``. Shared and throttled machines change speed
+    from hour to hour; this figure beside the results says how fast the CPU was, so runs
+    of different days compare fairly (results scale roughly with its inverse).
+    """
+    best = float("inf")
+    for _ in range(tries):
+        started = time.perf_counter()
+        total = 0
+        for i in range(REFERENCE_ADDITIONS):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 class ServerProcess:
     """A ``python -m bench._serve KIND`` child; its stderr (the JSON log) goes to ``log_path``."""
 

@@ -4,8 +4,11 @@
 
 One batch is validated as a whole against the catalogue first (any problem refuses it
 all), then recorded in one write transaction: each new event is logged under its
-event id, folded into its user's facts, and handed to every `EventListener` on the same
-connection, so whatever the listeners write commits with the event or not at all. An
+event id, folded into its user's facts, and handed to every `EventListener` with the
+transaction's `Batch`, so whatever the listeners write commits with the event or not at
+all. The work is set-based (`service.batch`): a few statements per batch, not per
+event. Concurrent calls share transactions (group commit); a shared transaction that
+fails is redone call by call, so each call gets its own answer. An
 event id seen before is a duplicate when the event is the same (nothing changes) and
 ``EVENT_ID_REUSED`` when it is not (the whole batch is refused).
 
