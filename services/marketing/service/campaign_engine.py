@@ -89,16 +89,20 @@ class NotificationSink(Protocol):
 
 @dataclass
 class RecordingSink:
-    """The in-process notification sink: accepts every message and keeps it (the
-    development stack's and the tests' sink; a real one is an adapter to a push/e-mail
+    """The in-process notification sink: accepts every message and keeps the latest
+    ``keep`` of them (the development stack's and the tests' sink; every delivery is in
+    the ``deliveries`` table besides; a real sink is an adapter to a push/e-mail
     provider with the same method).
     """
 
     sent: list[tuple[str, str, str, str, str]]
+    keep: int = 10_000
 
     def deliver(self, channel: str, user_id: str, title: str, body: str, link: str) -> str | None:
-        """Accept and remember the message."""
+        """Accept and remember the message (the oldest are let go past ``keep``)."""
         self.sent.append((channel, user_id, title, body, link))
+        if len(self.sent) > 2 * self.keep:
+            del self.sent[: -self.keep]
         return None
 
 

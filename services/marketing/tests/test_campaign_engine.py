@@ -355,3 +355,12 @@ def test_skip_reasons_match_the_contract() -> None:
 async def test_store_round_trips_the_definition() -> None:
     """The stored form reads back equal."""
     assert store.decode_definition(store.encode_definition(FIRST_LISTING)) == FIRST_LISTING
+
+
+def test_the_recording_sink_keeps_only_the_latest_messages() -> None:
+    """A long-running development stack must not keep every message in memory."""
+    sink = RecordingSink([], keep=3)
+    for n in range(10):
+        assert sink.deliver("PUSH", f"usr_{n}", "t", "b", "") is None
+    assert len(sink.sent) <= 6
+    assert [m[1] for m in sink.sent[-3:]] == ["usr_7", "usr_8", "usr_9"]
