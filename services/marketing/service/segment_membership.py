@@ -285,9 +285,8 @@ class SegmentMaintainer:
     listener: what it finds is `Batch.memberships` for the others.
     """
 
-    def __init__(self, definitions: Definitions, outbox: Outbox) -> None:
+    def __init__(self, definitions: Definitions) -> None:
         self._definitions = definitions
-        self._outbox = outbox
 
     def on_event(self, batch: Batch, event: UserEvent, facts: UserFacts) -> None:
         """Re-evaluate ``facts.user_id`` for every segment after ``event``."""

@@ -94,7 +94,7 @@ class Segments:
         self._outbox = outbox
         self._definitions = Definitions(catalogue)
         self._preview_population = preview_population
-        self.maintainer = SegmentMaintainer(self._definitions, outbox)
+        self.maintainer = SegmentMaintainer(self._definitions)
         """The `EventListener` the event intake must call (see `segment_membership`)."""
         self.membership = RealTimeMembership(self._definitions)
         """Real-time membership inside another transaction (campaign triggers)."""

@@ -122,7 +122,6 @@ _COMPUTED = (
     .where(_s.segment_id == bindparam("w_segment_id"), _s.members_computed_at < bindparam("v_at"))
     .values(members_computed_at=bindparam("v_at"))
 )
-_USER_SEGMENTS = select(_m.segment_id).where(_m.user_id == bindparam("user_id"))
 _MEMBERS = select(_m.user_id).where(_m.segment_id == bindparam("segment_id"))
 _MEMBER_PAGE = (
     select(_m.user_id)
@@ -240,13 +239,8 @@ def mark_computed(conn: Connection, segment_ids: Iterable[str], at: datetime) ->
         conn.execute(_COMPUTED, rows)
 
 
-def segments_of_user(conn: Connection, user_id: str) -> set[str]:
-    """The segments ``user_id`` is a member of (materialized)."""
-    return {row.segment_id for row in conn.execute(_USER_SEGMENTS, {"user_id": user_id})}
-
-
 def segments_of_users(conn: Connection, user_ids: Sequence[str]) -> dict[str, set[str]]:
-    """`segments_of_user` for several users at once (users in no segment are left out)."""
+    """The segments each of these users is a member of (materialized; users in no segment are left out)."""
     out: dict[str, set[str]] = {}
     if not user_ids:
         return out
