@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from libs.clock import FrozenClock
 from libs.rpc import make_channel
 from libs.storage import is_postgres
 from libs.testing import postgres_admin_url, temporary_postgres_database
@@ -19,6 +20,15 @@ from tests.tns_helpers import Tns
 async def stack(database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
     """The ID service, bootstrapped, on SQLite (and PostgreSQL when configured)."""
     async with running_stack(database_url, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+async def still_stack(database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    """The stack with a clock that does not move: a sign-in delay of one second never runs
+    out mid-test, however slowly a loaded machine serves the calls.
+    """
+    async with running_stack(database_url, tmp_path, clock=FrozenClock()) as running:
         yield running
 
 

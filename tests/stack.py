@@ -61,10 +61,10 @@ class Stack:
 
 
 @asynccontextmanager
-async def running_stack(database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
+async def running_stack(database_url: str, tmp_path: Path, *, clock: Clock | None = None) -> AsyncIterator[Stack]:
     """Start the ID service on a fresh database, bootstrap the dev clients and demo users."""
     config = IdConfig(database_url=database_url, argon2=FAST_ARGON2)
-    service = await start_id_service(config, ServerConfig(port=0), poll_interval=0.1)
+    service = await start_id_service(config, ServerConfig(port=0), clock=clock, poll_interval=0.1)
     try:
         secrets = await bootstrap(service.container, tmp_path / "dev-credentials.json")
         async with make_channel(service.address) as channel:

@@ -13,9 +13,9 @@ from tests.helpers import ALICE, BOB, rpc_error, users
 from tests.stack import Stack
 
 
-async def test_concurrent_wrong_passwords_are_throttled(stack: Stack) -> None:
+async def test_concurrent_wrong_passwords_are_throttled(still_stack: Stack) -> None:
     """Forty simultaneous guesses: only the free attempts reach the password check, the rest are throttled."""
-    stub = users(stack)
+    stub = users(still_stack)
     wrong = user_service_pb2.SignInRequest(email=ALICE, password="wrong-password-123")
     errors = await asyncio.gather(*(rpc_error(stub.SignIn(wrong)) for _ in range(40)))
     codes = Counter(e["code"] for e in errors)

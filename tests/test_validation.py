@@ -104,9 +104,9 @@ async def test_sign_up_twice_is_already_exists(stack: Stack) -> None:
     assert (error["code"], error["reason"]) == (grpc.StatusCode.ALREADY_EXISTS, "EMAIL_TAKEN")
 
 
-async def test_failed_sign_ins_are_throttled(stack: Stack) -> None:
+async def test_failed_sign_ins_are_throttled(still_stack: Stack) -> None:
     """After a few wrong passwords, even the right password is RESOURCE_EXHAUSTED with retry_after > 0."""
-    stub = users(stack)
+    stub = users(still_stack)
     wrong = user_service_pb2.SignInRequest(email=ALICE, password="wrong-password-123")
     outcomes = []
     for _ in range(3):
