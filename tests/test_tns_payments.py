@@ -31,7 +31,10 @@ async def _frozen(channel_target: str, token: str, user_id: str) -> bool:
     return balance.frozen
 
 
-async def _until(probe: Callable[[], Awaitable[bool]], expected: bool, within: float = 5.0) -> bool:
+async def _until(probe: Callable[[], Awaitable[bool]], expected: bool, within: float = 20.0) -> bool:
+    # Payments learns of the standing through its feed of TnS's events, which reconnects and
+    # retries a failed batch after up to 5 s: allow for a retry on a loaded machine; a
+    # wallet that reads as expected returns at once.
     deadline = time.monotonic() + within
     while True:
         value = await probe()
