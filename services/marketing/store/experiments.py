@@ -277,9 +277,9 @@ def participations(
     if stored is None:
         return None
     params = {"experiment_id": experiment_id, "user_ids": list(user_ids)}
-    assigned = {r.user_id: (r.variant, r.assigned_at) for r in conn.execute(_USERS_ASSIGNED, params)}
-    exposed = {r.user_id: r.first_exposed_at for r in conn.execute(_USERS_EXPOSED, params)}
-    converted = {r.user_id: r.converted_at for r in conn.execute(_USERS_CONVERTED, params)}
+    assigned = {user_id: (variant, at) for user_id, variant, at in conn.execute(_USERS_ASSIGNED, params).all()}
+    exposed = dict(conn.execute(_USERS_EXPOSED, params).all())
+    converted = dict(conn.execute(_USERS_CONVERTED, params).all())
     seen = {
         user_id: Participation(*assigned.get(user_id, (None, None)), exposed.get(user_id), converted.get(user_id))
         for user_id in user_ids

@@ -124,8 +124,8 @@ def load_many(conn: Connection, user_ids: Collection[str], now: datetime) -> dic
     ordered = sorted(user_ids)
     statement = _FACTS_IN_LOCKED if conn.dialect.name == "postgresql" else _FACTS_IN
     found = {
-        row.user_id: (from_json(orjson.loads(row.facts)), int(row.version))
-        for row in conn.execute(statement, {"user_ids": ordered})
+        user_id: (from_json(orjson.loads(facts)), int(version))
+        for user_id, facts, version in conn.execute(statement, {"user_ids": ordered}).all()
     }
     new = [UserFacts(user_id) for user_id in ordered if user_id not in found]
     if new:

@@ -244,8 +244,8 @@ def segments_of_users(conn: Connection, user_ids: Sequence[str]) -> dict[str, se
     out: dict[str, set[str]] = {}
     if not user_ids:
         return out
-    for row in conn.execute(_USERS_SEGMENTS, {"user_ids": list(user_ids)}):
-        out.setdefault(row.user_id, set()).add(row.segment_id)
+    for user_id, segment_id in conn.execute(_USERS_SEGMENTS, {"user_ids": list(user_ids)}).all():
+        out.setdefault(user_id, set()).add(segment_id)
     return out
 
 
