@@ -203,17 +203,47 @@ def attribute(facts: UserFacts, name: str) -> AttributeValue | None:
 # 8601 strings, attribute values carry their type).
 
 
-def to_json(facts: UserFacts) -> dict[str, Any]:
-    """The facts as a JSON-compatible dict; `from_json` reads it back unchanged."""
+def to_document(facts: UserFacts) -> dict[str, Any]:
+    """The facts as a document for a JSON encoder that writes datetimes in ISO 8601 and
+    int keys as strings (orjson with ``OPT_NON_STR_KEYS``): what `to_json` gives, without
+    converting anything in Python first (the store writes a batch's facts with it).
+    """
     return {
         "user_id": facts.user_id,
         "latest_day": facts.latest_day,
         "attributes": {
-            name: [_attribute_type(value).value, _encode(value), facts.attribute_times[name].isoformat()]
-            for name, value in sorted(facts.attributes.items())
+            name: [_attribute_type(value).value, _encode(value), facts.attribute_times[name]]
+            for name, value in facts.attributes.items()
         },
-        "events": {name: _stats_to_json(stats) for name, stats in sorted(facts.events.items())},
+        "events": {
+            name: {
+                "count": stats.count,
+                "first_at": stats.first_at,
+                "last_at": stats.last_at,
+                "totals": stats.totals,
+                "daily_counts": stats.daily_counts,
+                "daily_sums": stats.daily_sums,
+            }
+            for name, stats in facts.events.items()
+        },
     }
+
+
+def to_json(facts: UserFacts) -> dict[str, Any]:
+    """The facts as a JSON-compatible dict (keys sorted); `from_json` reads it back unchanged."""
+    jsonable = _jsonable(to_document(facts))
+    assert isinstance(jsonable, dict)
+    return jsonable
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
 
 
 def from_json(data: Mapping[str, Any]) -> UserFacts:
@@ -232,17 +262,6 @@ def from_json(data: Mapping[str, Any]) -> UserFacts:
             daily_sums={p: {int(d): int(n) for d, n in days.items()} for p, days in stats["daily_sums"].items()},
         )
     return facts
-
-
-def _stats_to_json(stats: EventStats) -> dict[str, Any]:
-    return {
-        "count": stats.count,
-        "first_at": None if stats.first_at is None else stats.first_at.isoformat(),
-        "last_at": None if stats.last_at is None else stats.last_at.isoformat(),
-        "totals": dict(sorted(stats.totals.items())),
-        "daily_counts": {str(d): n for d, n in sorted(stats.daily_counts.items())},
-        "daily_sums": {p: {str(d): n for d, n in sorted(days.items())} for p, days in sorted(stats.daily_sums.items())},
-    }
 
 
 def _attribute_type(value: AttributeValue) -> ValueType:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from services.marketing.domain import facts
 from services.marketing.domain.events import Catalogue, EventTypeSpec, UserEvent, ValueType
 from services.marketing.domain.facts import MAX_WINDOW_DAYS, RETAINED_DAYS, UserFacts
+from services.marketing.store import facts as facts_store
 
 NOW = datetime(2026, 7, 1, 15, 30, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -213,6 +214,22 @@ def test_json_round_trip() -> None:
     assert facts.from_json(json.loads(text)) == user
 
 
+def test_stored_text_is_the_json_form() -> None:
+    """What the store writes (orjson over `to_document`) decodes to exactly `to_json`,
+    datetimes, day-number keys and a time-valued attribute included.
+    """
+    user = facts_of(
+        event("signed_up", NOW - 3 * DAY, region="kanto"),
+        event("purchase", NOW - DAY, amount=100, points=1),
+        event("purchase", NOW.replace(microsecond=0), amount=7),
+    )
+    user.attributes["vip_since"] = NOW - DAY
+    user.attribute_times["vip_since"] = NOW
+    stored = facts_store.dumps(user)
+    assert json.loads(stored) == facts.to_json(user)
+    assert facts.from_json(json.loads(stored)) == user
+
+
 # Incremental aggregates against a brute-force scan.
 
 _TYPES = ("item_listed", "purchase", "app_opened")
@@ -293,3 +310,4 @@ def test_json_round_trip_of_any_history(history: list[UserEvent]) -> None:
     """Whatever the history, the JSON form reads back to equal facts."""
     user = facts_of(*history)
     assert facts.from_json(json.loads(json.dumps(facts.to_json(user)))) == user
+    assert json.loads(facts_store.dumps(user)) == facts.to_json(user)
