@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import Connection, bindparam, select, text
 
 from libs.clock import Clock
-from libs.errors import Aborted
-from libs.storage import Database, Transaction, retry_conflicts
+from libs.errors import Aborted, DomainError
+from libs.storage import Database, Grouped, Transaction, retry_conflicts
 from services.payments.domain.idempotency import IdempotencyRecord, replay, retention_until, stored_response
 from services.payments.store import idempotency as idempotency_repo
 from services.payments.store.tables import idempotency_keys
@@ -28,6 +29,23 @@ _TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:k)")
 def _lock_key(scope: str, key: str) -> int:
     digest = hashlib.sha256(f"idempotency\0{scope}\0{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@dataclass(frozen=True)
+class _Commit:
+    """One call's effect waiting for a shared transaction."""
+
+    scope: str
+    key: str
+    fingerprint: str
+    effect: SyncEffect
+
+
+# What a call's effect came to in a shared transaction: its response and whether it is
+# new, or the error it raised (its savepoint rolled back; the others still commit).
+_Outcome = tuple[str, bool] | DomainError
+# Calls committed together at most; a group runs inline on the event loop on SQLite.
+GROUP_COMMIT_MAX = 64
 
 
 def _in_flight(key: str) -> Aborted:
@@ -54,6 +72,10 @@ class IdempotentCalls:
         self._clock = clock
         self._retention = retention
         self._running: set[tuple[str, str]] = set()
+        # Concurrent calls share write transactions (see `_commit`).
+        self._group: Grouped[_Commit, _Outcome] = Grouped(
+            self._commit_group, self._commit_alone, max_size=GROUP_COMMIT_MAX, settle=8, name="payments-commit"
+        )
 
     async def run(self, scope: str, key: str, fingerprint: str, effect: Effect) -> str:
         """The response of the async ``effect`` for this key: computed once, replayed after."""
@@ -95,24 +117,59 @@ class IdempotentCalls:
             yield Claim(self, scope, key, fingerprint, None)
 
     async def _commit(self, scope: str, key: str, fingerprint: str, effect: SyncEffect) -> tuple[str, bool]:
-        def body(conn: Connection) -> tuple[str, bool]:
-            # Another process may hold the key (PostgreSQL): refuse rather than wait.
-            if conn.dialect.name == "postgresql" and not conn.scalar(_TRY_LOCK, {"k": _lock_key(scope, key)}):
-                raise _in_flight(key)
-            record = idempotency_repo.get(conn, scope, key)
-            if record is not None:
-                return replay(record, fingerprint), False
-            response = effect(conn)
-            self._remember(conn, scope, key, fingerprint, response)
-            return response, True
+        """The effect, its idempotency record and its response in one transaction.
 
+        On SQLite, group commit: the calls that reach their transaction together share
+        one, each in a savepoint of its own, so a call refused (not enough money, an
+        illegal transition) undoes only itself and answers its own error while the others
+        commit, and BEGIN, COMMIT and the writer's hand-over are paid once per group. A
+        group that fails as a whole runs again call by call. SQLite has one writer at a
+        time anyway, so nothing is lost by it. On PostgreSQL each call has its own
+        transaction: concurrent transactions overlap their round trips, where one group
+        at a time would queue them (and concurrent groups, locking accounts in item
+        order, could deadlock each other).
+        """
+        if self._db.dialect != "sqlite":
+            return await self._commit_alone(_Commit(scope, key, fingerprint, effect))
+        if self._db.in_transaction():
+            # The group needs the writer this task holds: it would wait forever.
+            raise RuntimeError("an idempotent call committed inside a transaction would wait for itself")
+        outcome = await self._group.submit(_Commit(scope, key, fingerprint, effect))
+        if isinstance(outcome, DomainError):
+            raise outcome
+        return outcome
+
+    def _apply(self, conn: Connection, call: _Commit) -> tuple[str, bool]:
+        # Another process may hold the key (PostgreSQL): refuse rather than wait.
+        if conn.dialect.name == "postgresql" and not conn.scalar(_TRY_LOCK, {"k": _lock_key(call.scope, call.key)}):
+            raise _in_flight(call.key)
+        record = idempotency_repo.get(conn, call.scope, call.key)
+        if record is not None:
+            return replay(record, call.fingerprint), False
+        response = call.effect(conn)
+        self._remember(conn, call.scope, call.key, call.fingerprint, response)
+        return response, True
+
+    async def _commit_alone(self, call: _Commit) -> tuple[str, bool]:
         # A deadlock or serialization failure rolled everything back: run it again.
-        return await retry_conflicts(lambda: self._db.write_sync(body))
+        return await retry_conflicts(lambda: self._db.write_sync(lambda conn: self._apply(conn, call)))
+
+    async def _commit_group(self, calls: Sequence[_Commit]) -> list[_Outcome]:
+        def body(conn: Connection) -> list[_Outcome]:
+            outcomes: list[_Outcome] = []
+            for call in calls:
+                try:
+                    with conn.begin_nested():
+                        outcomes.append(self._apply(conn, call))
+                except DomainError as exc:
+                    outcomes.append(exc)
+            return outcomes
+
+        return await self._db.write_sync(body)
 
     async def _stored(self, scope: str, key: str, fingerprint: str) -> str | None:
         # A replay is the common repeat: answer it without taking the write lock.
-        k = idempotency_keys.c
-        row = await self._db.fetch_one(select(k.request_hash, k.response).where(k.scope == scope, k.key == key))
+        row = await self._db.fetch_one(_STORED, {"scope": scope, "key": key})
         return None if row is None else stored_response(row.request_hash, row.response, fingerprint)
 
     def _slot(self, scope: str, key: str) -> _Running:

@@ -1,0 +1,118 @@
+"""Idempotent calls that commit together: one refused call undoes only itself, a group
+that fails as a whole is run again call by call, and every call gets its own answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Connection, func, select, text
+from sqlalchemy.exc import OperationalError
+
+from libs.clock import FrozenClock
+from libs.errors import FailedPrecondition
+from libs.storage import Database
+from services.payments.service.idempotency import IdempotentCalls
+from services.payments.store.tables import idempotency_keys
+
+
+@pytest.fixture
+async def scratch(db: Database) -> Database:
+    """The payments database with a table the effects below write to."""
+    async with db.transaction() as tx:
+        await tx.conn.execute(text("CREATE TABLE scratch (name VARCHAR(20) PRIMARY KEY)"))
+    return db
+
+
+def writes(name: str, *, then: Exception | None = None) -> Callable[[Connection], str]:
+    """An effect that inserts ``name``, then raises ``then`` (after writing) if given."""
+
+    def effect(conn: Connection) -> str:
+        conn.execute(text("INSERT INTO scratch (name) VALUES (:n)"), {"n": name})
+        if then is not None:
+            raise then
+        return f"done {name}"
+
+    return effect
+
+
+async def names(db: Database) -> list[str]:
+    """What the effects left in the scratch table."""
+    async with db.read() as conn:
+        return sorted(row.name for row in await conn.execute(text("SELECT name FROM scratch")))
+
+
+async def keys(db: Database) -> int:
+    """Idempotency records stored."""
+    async with db.read() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(idempotency_keys)) or 0)
+
+
+async def commit_all(calls: IdempotentCalls, effects: dict[str, Callable[[Connection], str]]) -> list[object]:
+    """Commit one call per effect at once (key = its name); each call's response or error."""
+
+    async def one(key: str, effect: Callable[[Connection], str]) -> str:
+        async with calls.claim("svc:Op", key, f"hash-{key}") as claim:
+            response, _ = await claim.commit(effect)
+            return response
+
+    return await asyncio.gather(*(one(k, e) for k, e in effects.items()), return_exceptions=True)
+
+
+async def test_a_refused_call_undoes_only_itself(scratch: Database, clock: FrozenClock) -> None:
+    """Five calls at once, the third refused after writing: its row and key are gone, the others' are stored."""
+    calls = IdempotentCalls(scratch, clock, timedelta(hours=24))
+    refused = FailedPrecondition("no", reason="NOPE")
+    effects = {f"c{i}": writes(f"c{i}", then=refused if i == 2 else None) for i in range(5)}
+    results = await commit_all(calls, effects)
+    assert results[2] is refused
+    assert [r for i, r in enumerate(results) if i != 2] == ["done c0", "done c1", "done c3", "done c4"]
+    assert await names(scratch) == ["c0", "c1", "c3", "c4"]
+    assert await keys(scratch) == 4
+
+
+async def test_calls_arriving_together_share_a_transaction_on_sqlite(scratch: Database, clock: FrozenClock) -> None:
+    """Twenty calls at once take fewer write transactions than calls on SQLite (each its own on PostgreSQL)."""
+    calls = IdempotentCalls(scratch, clock, timedelta(hours=24))
+    transactions = 0
+    write_sync = scratch.write_sync
+
+    async def counted(fn: Callable[[Connection], object]) -> object:
+        nonlocal transactions
+        transactions += 1
+        return await write_sync(fn)
+
+    scratch.write_sync = counted  # type: ignore[method-assign, assignment]
+    results = await commit_all(calls, {f"k{i}": writes(f"k{i}") for i in range(20)})
+    assert results == [f"done k{i}" for i in range(20)]
+    assert await names(scratch) == sorted(f"k{i}" for i in range(20))
+    if scratch.dialect == "sqlite":
+        assert transactions < 20
+    else:
+        assert transactions == 20
+
+
+async def test_a_group_failing_as_a_whole_runs_again_call_by_call(scratch: Database, clock: FrozenClock) -> None:
+    """A database error (not a refusal) in one call fails its group; each call then runs alone:
+    the others commit once, the broken one gets the error, nothing is half applied.
+    """
+    calls = IdempotentCalls(scratch, clock, timedelta(hours=24))
+    broken = OperationalError("INSERT", {}, Exception("disk I/O error"))
+    effects = {f"g{i}": writes(f"g{i}", then=broken if i == 1 else None) for i in range(4)}
+    results = await commit_all(calls, effects)
+    assert results[1] is broken
+    assert [r for i, r in enumerate(results) if i != 1] == ["done g0", "done g2", "done g3"]
+    assert await names(scratch) == ["g0", "g2", "g3"]
+    assert await keys(scratch) == 3
+
+
+async def test_replays_in_a_group_answer_the_first_response(scratch: Database, clock: FrozenClock) -> None:
+    """Keys committed earlier, sent again at once with new ones: replays move nothing, new keys commit."""
+    calls = IdempotentCalls(scratch, clock, timedelta(hours=24))
+    await commit_all(calls, {"r0": writes("r0"), "r1": writes("r1")})
+    results = await commit_all(calls, {"r0": writes("r0-again"), "r1": writes("r1-again"), "r2": writes("r2")})
+    assert results == ["done r0", "done r1", "done r2"]
+    assert await names(scratch) == ["r0", "r1", "r2"]
