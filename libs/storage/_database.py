@@ -67,6 +67,8 @@ class Database:
             kwargs["max_overflow"] = pool_size
             kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        # The same pool, for single-statement reads (`fetch_one`).
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sqlite_writer = asyncio.Lock()
         self._inline: Engine | None = None
         self._sync_writer: Engine | None = None
@@ -214,7 +216,9 @@ class Database:
         if self._inline is not None:
             with self._inline.connect() as conn:
                 return conn.execute(statement, dict(params or {})).first()
-        async with self.read() as aconn:
+        # One statement is its own snapshot: in autocommit there is no BEGIN and ROLLBACK
+        # round trip around it (the driver flag is set on checkout and reset on return).
+        async with self._autocommit.connect() as aconn:
             return (await aconn.execute(statement, dict(params or {}))).first()
 
     async def dispose(self) -> None:
