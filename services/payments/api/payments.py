@@ -9,8 +9,8 @@ from furima.payments.v1 import payment_service_pb2 as pb
 from furima.payments.v1 import payment_service_pb2_grpc as pb_grpc
 
 from libs.auth import current_principal
-from libs.errors import FieldViolation, InvalidArgument, PermissionDenied
-from libs.pb import timestamp
+from libs.errors import FieldViolation, InvalidArgument, PermissionDenied, Violations
+from libs.pb import decode_page_token, encode_page_token, page_size, timestamp
 from services.payments.api._convert import money
 from services.payments.domain.payments import CreateRequest, Payment, PaymentStatus, RefundRecord, Remainder, Source
 from services.payments.service.payments import Payments
@@ -34,6 +34,13 @@ _STATUS = {
     PaymentStatus.CANCELED: pb.PAYMENT_STATUS_CANCELED,
     PaymentStatus.DECLINED: pb.PAYMENT_STATUS_DECLINED,
     PaymentStatus.EXPIRED: pb.PAYMENT_STATUS_EXPIRED,
+}
+_STATUS_OF = {value: status for status, value in _STATUS.items()}
+# Role → (as buyer, as seller).
+_ROLE: dict[int, tuple[bool, bool]] = {
+    pb.PAYMENT_ROLE_UNSPECIFIED: (True, True),
+    pb.PAYMENT_ROLE_BUYER: (True, False),
+    pb.PAYMENT_ROLE_SELLER: (False, True),
 }
 _SOURCE = {
     Source.POINTS: pb.FUNDING_SOURCE_POINTS,
@@ -92,6 +99,44 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
         if caller.is_user and caller.subject not in (payment.buyer_id, payment.seller_id):
             raise PermissionDenied("a user may read only their own payments", reason="NOT_PAYMENT_PARTY")
         return pb.GetPaymentResponse(payment=payment_pb(payment))
+
+    async def ListPayments(self, request: pb.ListPaymentsRequest, context: Context) -> pb.ListPaymentsResponse:
+        """One page of a user's payments, newest first."""
+        problems = Violations()
+        if not request.user_id.startswith("usr_") or len(request.user_id) > 64:
+            problems.add("user_id", "must be a user id (usr_..., at most 64 characters)")
+        sides = _ROLE.get(request.role)
+        if sides is None:
+            problems.add("role", "unknown role")
+        statuses = set()
+        for i, value in enumerate(request.statuses):
+            status = _STATUS_OF.get(value)
+            if status is None:
+                problems.add(f"statuses[{i}]", "must be a payment status")
+            else:
+                statuses.add(status)
+        size = page_size(request.page_size)
+        cursor = decode_page_token(request.page_token)
+        if cursor is not None and not (len(cursor) == 1 and isinstance(cursor[0], str) and cursor[0]):
+            problems.add("page_token", "not a token this API issued")
+        problems.raise_if_any()
+        assert sides is not None
+        caller = current_principal()
+        if caller.is_user and caller.subject != request.user_id:
+            raise PermissionDenied("a user may list only their own payments", reason="NOT_PAYMENT_PARTY")
+        found = await self._payments.of_party(
+            request.user_id,
+            as_buyer=sides[0],
+            as_seller=sides[1],
+            statuses=frozenset(statuses),
+            before=str(cursor[0]) if cursor else None,
+            limit=size + 1,
+        )
+        page, more = found[:size], len(found) > size
+        return pb.ListPaymentsResponse(
+            payments=[payment_pb(p) for p in page],
+            next_page_token=encode_page_token([page[-1].payment_id]) if more else "",
+        )
 
 
 def _caller() -> str:

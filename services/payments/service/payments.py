@@ -447,6 +447,32 @@ class Payments:
             raise NotFound(f"no payment {payment_id!r}", reason="PAYMENT_NOT_FOUND")
         return payment
 
+    async def of_party(
+        self,
+        user_id: str,
+        *,
+        as_buyer: bool,
+        as_seller: bool,
+        statuses: frozenset[PaymentStatus],
+        before: str | None,
+        limit: int,
+    ) -> list[Payment]:
+        """Up to ``limit`` of the user's payments (as buyer, seller or both), newest first,
+        with ids below ``before`` when given, in ``statuses`` when any are given.
+        """
+        async with self._db.read() as conn:
+            return await conn.run_sync(
+                lambda c: payments_repo.of_party(
+                    c,
+                    user_id,
+                    as_buyer=as_buyer,
+                    as_seller=as_seller,
+                    statuses=statuses,
+                    before=before,
+                    limit=limit,
+                )
+            )
+
     # -- the shared mechanics ----------------------------------------------------------
 
     async def _run(

@@ -6,7 +6,7 @@ Writes run on a synchronous connection inside the caller's transaction (see
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -150,14 +150,57 @@ def get(conn: Connection, payment_id: str, *, for_update: bool = False) -> Payme
     row = conn.execute(_GET_LOCKED if locked else _GET, {"id": payment_id}).first()
     if row is None:
         return None
-    funding = tuple(
+    funding = _in_source_order(
         FundingLine(Source(x.source), int(x.amount), int(x.refunded))
         for x in conn.execute(_FUNDING, {"id": payment_id})
     )
-    ordered = sorted(funding, key=lambda line: list(Source).index(line.source))
     refund_rows = conn.execute(_REFUNDS, {"id": payment_id})
     made = tuple(RefundRecord(x.id, int(x.amount), x.reason, x.created_at) for x in refund_rows)
-    return _payment(row, tuple(ordered), made)
+    return _payment(row, funding, made)
+
+
+def of_party(
+    conn: Connection,
+    user_id: str,
+    *,
+    as_buyer: bool,
+    as_seller: bool,
+    statuses: Collection[PaymentStatus],
+    before: str | None,
+    limit: int,
+) -> list[Payment]:
+    """Up to ``limit`` payments ``user_id`` bought or sold (as asked), newest first (ids are
+    ULIDs), with ids below ``before`` when given, of ``statuses`` when any. Each side is
+    read from its (party, id) index; the two are merged here.
+    """
+    rows: dict[str, Row[Any]] = {}
+    for side, wanted in ((_p.buyer_id, as_buyer), (_p.seller_id, as_seller)):
+        if not wanted:
+            continue
+        query = select(payments).where(side == user_id)
+        if statuses:
+            query = query.where(_p.status.in_(sorted(s.value for s in statuses)))
+        if before is not None:
+            query = query.where(_p.id < before)
+        rows.update((row.id, row) for row in conn.execute(query.order_by(_p.id.desc()).limit(limit)).all())
+    page = sorted(rows, reverse=True)[:limit]
+    if not page:
+        return []
+    funding: dict[str, list[FundingLine]] = {}
+    for x in conn.execute(select(payment_funding).where(_f.payment_id.in_(page))).all():
+        funding.setdefault(x.payment_id, []).append(FundingLine(Source(x.source), int(x.amount), int(x.refunded)))
+    made: dict[str, list[RefundRecord]] = {}
+    for x in conn.execute(select(refunds).where(_r.payment_id.in_(page)).order_by(_r.created_at, _r.id)).all():
+        made.setdefault(x.payment_id, []).append(RefundRecord(x.id, int(x.amount), x.reason, x.created_at))
+    return [
+        _payment(rows[payment_id], _in_source_order(funding.get(payment_id, [])), tuple(made.get(payment_id, [])))
+        for payment_id in page
+    ]
+
+
+def _in_source_order(lines: Iterable[FundingLine]) -> tuple[FundingLine, ...]:
+    order = list(Source)
+    return tuple(sorted(lines, key=lambda line: order.index(line.source)))
 
 
 def expired_holds(conn: Connection, now: datetime, limit: int) -> list[str]:

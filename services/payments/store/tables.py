@@ -116,8 +116,9 @@ payments = Table(
     Column("hold_expires_at", UtcDateTime(), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
-    Index("ix_payments_buyer_id", "buyer_id"),
-    Index("ix_payments_seller_id", "seller_id"),
+    # A party's payments newest first (ids are ULIDs): ListPayments.
+    Index("ix_payments_buyer_id_id", "buyer_id", "id"),
+    Index("ix_payments_seller_id_id", "seller_id", "id"),
     Index("ix_payments_status_hold_expires_at", "status", "hold_expires_at"),
 )
 
