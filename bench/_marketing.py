@@ -62,8 +62,9 @@ class MarketingPlan(NamedTuple):
     latency_rates: tuple[float, ...] = (100.0, 20.0)
     """First listings per second of the latency runs: the target's rate, then a light one."""
     latency_s: float = 10.0
-    worker_interval: float = 0.05
-    """Marketing's grant queue and campaign clock interval (FURIMA_MARKETING_WORKER_INTERVAL_S, default 1 s)."""
+    worker_interval: float = 1.0
+    """Marketing's campaign clock and grant-retry interval (FURIMA_MARKETING_WORKER_INTERVAL_S): the
+    service's default; a commit that queues rewards wakes the grant dispatcher anyway."""
     drain_timeout_s: float = 90.0
 
 

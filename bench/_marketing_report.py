@@ -97,7 +97,8 @@ def _notes(marketing: MarketingOutcome, cpus: int) -> list[str]:
         f" {plan.warmup_s:g} s of warm-up, then the window ({plan.duration_s:g} s batched, two thirds of it one by"
         f" one). Event to points: TrackEvent of a first listing by a new user at a fixed rate for"
         f" {plan.latency_s:g} s, timed from the send to the PointsGranted on Payments' event stream; marketing's"
-        f" worker interval (grant queue, campaign clock) {plan.worker_interval:g} s (default 1 s). CPU is in cores"
+        f" worker interval (campaign clock, grant retries; a commit wakes the grant queue) {plan.worker_interval:g} s."
+        " CPU is in cores"
         f" (of {cpus}); rest = everything else busy (the ID service, other work). Rewards queued: what the"
         " campaigns queued for Payments during the run (warm-up included), how many of them the grant dispatcher"
         " granted while the load ran, and how many after it, in how long.",
