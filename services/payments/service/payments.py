@@ -487,7 +487,7 @@ class Payments:
         async with self._calls.claim(f"{caller}:{method}", key, request_hash(fields)) as claim:
             if claim.stored is not None:
                 return decode_payment(claim.stored)
-            stored, fresh = await claim.commit(lambda conn: encode_payment(effect(conn, moves)))
+            stored, fresh = await claim.commit(lambda conn: encode_payment(effect(conn, _fresh(moves))))
         if fresh:
             self._outbox.notify()
             await self._settle(moves)
@@ -594,3 +594,11 @@ class Payments:
 
     def _emit(self, conn: Connection, payment: Payment, transition: str, moved: int, refund_id: str = "") -> None:
         self._outbox.append_sync(conn, payment.buyer_id, payment_event(payment, transition, moved, refund_id))
+
+
+def _fresh(moves: list[CardMove]) -> list[CardMove]:
+    """``moves`` emptied for an attempt of an effect: a transaction that rolled back and is
+    run again (a conflict, a failed group) must not leave the card moves of its first try.
+    """
+    moves.clear()
+    return moves

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from furima.payments.v1 import events_pb2
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from libs.clock import FrozenClock
 from libs.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
@@ -20,6 +20,7 @@ from services.payments.domain.accounts import PLATFORM_SHARDS, AccountKind, shar
 from services.payments.domain.payments import ALLOWED_FROM, Operation, PaymentStatus, Remainder
 from services.payments.domain.transfers import Leg, TransferDraft
 from services.payments.service.card import SimulatedCardProvider
+from services.payments.service.idempotency import IdempotentCalls
 from services.payments.store import frozen as frozen_repo
 from services.payments.store.tables import accounts, outbox, payments, points_lots
 from services.payments.tests.payments_helpers import (
@@ -151,6 +152,39 @@ async def test_a_card_pays_the_rest_and_a_declined_card_holds_nothing(
     assert funding(payment) == {"CASH": (100, 0), "CARD": (900, 0)}
     assert [a.amount for a in cards.authorizations.values()] == [900]
     assert await platform_total(c, AccountKind.CARD_CLEARING) == -900
+
+
+async def test_a_rerun_transaction_tells_the_card_provider_once(
+    c: PaymentsContainer, cards: SimulatedCardProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partial capture whose first transaction rolls back (a conflict, a failed group) and
+    runs again settles the card once: the released part is not counted twice.
+    """
+    await top_up(c, "usr_buyer", 100)
+    payment = await c.payments.create(SVC, order("o1", 1000, remainder=Remainder.CARD, card_token="tok_visa"))
+    commit = IdempotentCalls._commit
+    tried = False
+
+    async def first_try_rolls_back(
+        self: IdempotentCalls, scope: str, key: str, fingerprint: str, effect: Callable[[Connection], str]
+    ) -> tuple[str, bool]:
+        nonlocal tried
+        if not tried:
+            tried = True
+
+            def doomed(conn: Connection) -> None:
+                effect(conn)
+                raise RuntimeError("rolled back after the effect ran")
+
+            with pytest.raises(RuntimeError):
+                await c.db.write_sync(doomed)
+        return await commit(self, scope, key, fingerprint, effect)
+
+    monkeypatch.setattr(IdempotentCalls, "_commit", first_try_rolls_back)
+    await c.payments.capture(SVC, "cap", payment.payment_id, 400, "JPY")
+    assert tried
+    [authorization] = cards.authorizations.values()
+    assert (authorization.captured, authorization.released) == (300, 600)
 
 
 # -- capture, cancel, complete -----------------------------------------------------------------
