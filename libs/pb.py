@@ -54,3 +54,16 @@ def decode_page_token(token: str) -> list[object] | None:
     if not isinstance(value, list):
         raise InvalidArgument("page_token is not valid", [FieldViolation("page_token", "not a token this API issued")])
     return value
+
+
+def after_id(token: str) -> str | None:
+    """The id a "newest first by id" listing continues below: the cursor of a token from
+    ``encode_page_token([last_id])`` (None for ""); INVALID_ARGUMENT naming ``page_token``
+    for anything else.
+    """
+    cursor = decode_page_token(token)
+    if cursor is None:
+        return None
+    if len(cursor) != 1 or not isinstance(cursor[0], str) or not cursor[0]:
+        raise InvalidArgument("page_token is not valid", [FieldViolation("page_token", "not a token this API issued")])
+    return cursor[0]

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import TypeVar
+
 from furima.payments.v1 import wallet_service_pb2 as wallet_pb
 from furima.types.v1 import money_pb2
 
 from libs.auth import current_principal
 from libs.errors import PermissionDenied, Violations
 from services.payments.domain.accounts import AccountKind
+
+K = TypeVar("K")
+E = TypeVar("E")
 
 BUCKET_TO_PB = {
     AccountKind.CASH: wallet_pb.BUCKET_CASH,
@@ -39,3 +45,16 @@ def wallet_owner(user_id: str) -> str:
     if caller.is_user and caller.subject != user_id:
         raise PermissionDenied("a user may read only their own wallet", reason="NOT_WALLET_OWNER")
     return user_id
+
+
+def enum_filter(problems: Violations, field: str, values: Iterable[K], known: Mapping[K, E]) -> frozenset[E]:
+    """The domain values of a repeated enum filter (``statuses``, ``kinds``); a violation
+    on ``field[i]`` for each value that is not one of ``known`` (UNSPECIFIED included).
+    """
+    found: set[E] = set()
+    for i, value in enumerate(values):
+        if value in known:
+            found.add(known[value])
+        else:
+            problems.add(f"{field}[{i}]", "unknown value")
+    return frozenset(found)

@@ -10,8 +10,8 @@ from furima.payments.v1 import cash_service_pb2_grpc as pb_grpc
 
 from libs.auth import current_principal
 from libs.errors import PermissionDenied, Violations
-from libs.pb import timestamp
-from services.payments.api._convert import money
+from libs.pb import after_id, encode_page_token, page_size, timestamp
+from services.payments.api._convert import enum_filter, money
 from services.payments.domain.bank import BankTransfer, BankTransferKind, BankTransferStatus, CashRequest
 from services.payments.domain.reconciliation import ReconciliationReport
 from services.payments.service.cash import CashFlows
@@ -33,6 +33,8 @@ STATUS_TO_PB = {
     BankTransferStatus.COMPLETED: pb.BANK_TRANSFER_STATUS_COMPLETED,
     BankTransferStatus.REVERTED: pb.BANK_TRANSFER_STATUS_REVERTED,
 }
+KIND_OF_PB = {value: kind for kind, value in KIND_TO_PB.items()}
+STATUS_OF_PB = {value: status for status, value in STATUS_TO_PB.items()}
 
 
 class CashServicer(pb_grpc.CashServiceServicer):
@@ -62,6 +64,28 @@ class CashServicer(pb_grpc.CashServiceServicer):
         flow = await self._flows.get(request.bank_transfer_id)
         acting_for(flow.user_id)
         return pb.GetBankTransferResponse(bank_transfer=bank_transfer_pb(flow))
+
+    async def ListBankTransfers(
+        self, request: pb.ListBankTransfersRequest, context: Context
+    ) -> pb.ListBankTransfersResponse:
+        """One page of a user's flows, newest first."""
+        problems = Violations()
+        if not request.user_id.startswith("usr_") or len(request.user_id) > 64:
+            problems.add("user_id", "must be a user id (usr_..., at most 64 characters)")
+        kinds = enum_filter(problems, "kinds", request.kinds, KIND_OF_PB)
+        statuses = enum_filter(problems, "statuses", request.statuses, STATUS_OF_PB)
+        problems.raise_if_any()
+        size = page_size(request.page_size)
+        before = after_id(request.page_token)
+        acting_for(request.user_id)
+        found = await self._flows.of_user(
+            request.user_id, kinds=kinds, statuses=statuses, before=before, limit=size + 1
+        )
+        page, more = found[:size], len(found) > size
+        return pb.ListBankTransfersResponse(
+            bank_transfers=[bank_transfer_pb(flow) for flow in page],
+            next_page_token=encode_page_token([page[-1].bank_transfer_id]) if more else "",
+        )
 
     async def ReconcileBank(self, request: pb.ReconcileBankRequest, context: Context) -> pb.ReconcileBankResponse:
         """The ledger against the bank's statement."""

@@ -10,8 +10,8 @@ from furima.payments.v1 import payment_service_pb2_grpc as pb_grpc
 
 from libs.auth import current_principal
 from libs.errors import FieldViolation, InvalidArgument, PermissionDenied, Violations
-from libs.pb import decode_page_token, encode_page_token, page_size, timestamp
-from services.payments.api._convert import money
+from libs.pb import after_id, encode_page_token, page_size, timestamp
+from services.payments.api._convert import enum_filter, money
 from services.payments.domain.payments import CreateRequest, Payment, PaymentStatus, RefundRecord, Remainder, Source
 from services.payments.service.payments import Payments
 
@@ -108,18 +108,10 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
         sides = _ROLE.get(request.role)
         if sides is None:
             problems.add("role", "unknown role")
-        statuses = set()
-        for i, value in enumerate(request.statuses):
-            status = _STATUS_OF.get(value)
-            if status is None:
-                problems.add(f"statuses[{i}]", "must be a payment status")
-            else:
-                statuses.add(status)
-        size = page_size(request.page_size)
-        cursor = decode_page_token(request.page_token)
-        if cursor is not None and not (len(cursor) == 1 and isinstance(cursor[0], str) and cursor[0]):
-            problems.add("page_token", "not a token this API issued")
+        statuses = enum_filter(problems, "statuses", request.statuses, _STATUS_OF)
         problems.raise_if_any()
+        size = page_size(request.page_size)
+        before = after_id(request.page_token)
         assert sides is not None
         caller = current_principal()
         if caller.is_user and caller.subject != request.user_id:
@@ -128,8 +120,8 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
             request.user_id,
             as_buyer=sides[0],
             as_seller=sides[1],
-            statuses=frozenset(statuses),
-            before=str(cursor[0]) if cursor else None,
+            statuses=statuses,
+            before=before,
             limit=size + 1,
         )
         page, more = found[:size], len(found) > size

@@ -180,6 +180,23 @@ class CashFlows:
             raise NotFound(f"no bank transfer {bank_transfer_id!r}", metadata={"bank_transfer_id": bank_transfer_id})
         return flow
 
+    async def of_user(
+        self,
+        user_id: str,
+        *,
+        kinds: frozenset[BankTransferKind],
+        statuses: frozenset[BankTransferStatus],
+        before: str | None,
+        limit: int,
+    ) -> list[BankTransfer]:
+        """Up to ``limit`` of the user's flows, newest first, with ids below ``before`` when
+        given, of ``kinds`` and ``statuses`` when any are given.
+        """
+        async with self._db.read() as conn:
+            return await conn.run_sync(
+                lambda c: flows_repo.of_user(c, user_id, kinds=kinds, statuses=statuses, before=before, limit=limit)
+            )
+
     async def advance(self, bank_transfer_id: str) -> BankTransfer:
         """Drive one flow as far as the bank answers now; its state afterwards."""
         flow = await self.get(bank_transfer_id)

@@ -7,6 +7,7 @@ stops and re-reads.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -75,6 +76,28 @@ def get_flow(conn: Connection, bank_transfer_id: str) -> BankTransfer | None:
     """A flow as it stands in the caller's transaction."""
     row = conn.execute(_by_id(bank_transfer_id)).first()
     return None if row is None else _flow(row)
+
+
+def of_user(
+    conn: Connection,
+    user_id: str,
+    *,
+    kinds: Collection[BankTransferKind],
+    statuses: Collection[BankTransferStatus],
+    before: str | None,
+    limit: int,
+) -> list[BankTransfer]:
+    """Up to ``limit`` of the user's flows, newest first (ids are ULIDs), with ids below
+    ``before`` when given, of ``kinds`` and ``statuses`` when any are given.
+    """
+    query = select(bank_transfers).where(_b.user_id == user_id)
+    if kinds:
+        query = query.where(_b.kind.in_(sorted(k.value for k in kinds)))
+    if statuses:
+        query = query.where(_b.status.in_(sorted(s.value for s in statuses)))
+    if before is not None:
+        query = query.where(_b.id < before)
+    return [_flow(row) for row in conn.execute(query.order_by(_b.id.desc()).limit(limit)).all()]
 
 
 async def load(db: Database, bank_transfer_id: str) -> BankTransfer | None:

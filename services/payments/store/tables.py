@@ -171,7 +171,7 @@ bank_transfers = Table(
     Column("id", String(40), primary_key=True),
     Column("kind", String(20), nullable=False),
     Column("status", String(12), nullable=False),
-    Column("user_id", String(64), nullable=False, index=True),
+    Column("user_id", String(64), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("fee", BigInteger, nullable=False),
@@ -186,6 +186,8 @@ bank_transfers = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     Index("ix_bank_transfers_status_next_attempt_at", "status", "next_attempt_at"),
+    # A user's flows newest first (ids are ULIDs): ListBankTransfers.
+    Index("ix_bank_transfers_user_id_id", "user_id", "id"),
 )
 
 outbox = outbox_table(metadata)

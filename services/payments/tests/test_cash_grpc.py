@@ -194,3 +194,61 @@ async def test_refusals_map_to_status_codes(served: Cash, key: Forger) -> None:
         served.cash.TopUp(top_up(amount=money_pb2.Money(amount=1, currency="JPY")), metadata=write)
     )
     assert (code, details["reason"]) == (grpc.StatusCode.INVALID_ARGUMENT, "IDEMPOTENCY_KEY_REUSED")
+
+
+async def test_list_bank_transfers_pages_filters_and_owners(served: Cash, key: Forger) -> None:
+    """usr_a's three top-ups and two withdrawals (one rejected), newest first in pages of 2;
+    by kind and status; another user's token is NOT_WALLET_OWNER; bad filters name their field.
+    """
+    write = bearer(key, "payments.write")
+    await fund_sales(served.payments, "usr_a", 20_000)
+    made = []
+    for i in range(3):
+        made.append((await served.cash.TopUp(top_up(idempotency_key=f"t{i}"), metadata=write)).bank_transfer)
+    for i, account in enumerate((ACCOUNT, CLOSED)):
+        request = pb.WithdrawRequest(
+            idempotency_key=f"w{i}",
+            user_id="usr_a",
+            amount=money_pb2.Money(amount=1000, currency="JPY"),
+            bank_account=account,
+        )
+        made.append((await served.cash.Withdraw(request, metadata=write)).bank_transfer)
+    await served.cash.TopUp(top_up(idempotency_key="other", user_id="usr_b"), metadata=write)
+
+    own = bearer(key, "payments.read", "usr_a")
+    listed, token = [], ""
+    while True:
+        request = pb.ListBankTransfersRequest(user_id="usr_a", page_size=2, page_token=token)
+        reply = await served.cash.ListBankTransfers(request, metadata=own)
+        assert len(reply.bank_transfers) <= 2
+        listed += list(reply.bank_transfers)
+        token = reply.next_page_token
+        if not token:
+            break
+    assert [f.bank_transfer_id for f in listed] == sorted((f.bank_transfer_id for f in made), reverse=True)
+    assert {f.bank_transfer_id: f for f in listed} == {f.bank_transfer_id: f for f in made}
+
+    async def ids(**fields: object) -> list[str]:
+        request = pb.ListBankTransfersRequest(user_id="usr_a", **fields)  # type: ignore[arg-type]
+        return [f.bank_transfer_id for f in (await served.cash.ListBankTransfers(request, metadata=own)).bank_transfers]
+
+    withdrawals = await ids(kinds=[pb.BANK_TRANSFER_KIND_WITHDRAWAL])
+    assert sorted(withdrawals) == sorted(f.bank_transfer_id for f in made[3:])
+    reverted = await ids(statuses=[pb.BANK_TRANSFER_STATUS_REVERTED])
+    assert reverted == [made[4].bank_transfer_id]
+    assert await ids(kinds=[pb.BANK_TRANSFER_KIND_CREDIT_REPAYMENT]) == []
+
+    foreign = served.cash.ListBankTransfers(pb.ListBankTransfersRequest(user_id="usr_b"), metadata=own)
+    code, details = await status_of(foreign)
+    assert (code, details.get("reason")) == (grpc.StatusCode.PERMISSION_DENIED, "NOT_WALLET_OWNER")
+    anonymous = served.cash.ListBankTransfers(pb.ListBankTransfersRequest(user_id="usr_a"))
+    assert (await status_of(anonymous))[0] is grpc.StatusCode.UNAUTHENTICATED
+    bad = pb.ListBankTransfersRequest(
+        user_id="bob", kinds=[0], statuses=[pb.BANK_TRANSFER_STATUS_PENDING, 9], page_token="WzFd"
+    )
+    code, details = await status_of(served.cash.ListBankTransfers(bad, metadata=own))
+    assert code is grpc.StatusCode.INVALID_ARGUMENT
+    assert set(details["violations"]) == {"user_id", "kinds[0]", "statuses[1]"}  # type: ignore[arg-type]
+    token_only = pb.ListBankTransfersRequest(user_id="usr_a", page_token="WzFd")  # [1]: not an id
+    code, details = await status_of(served.cash.ListBankTransfers(token_only, metadata=own))
+    assert (code, set(details["violations"])) == (grpc.StatusCode.INVALID_ARGUMENT, {"page_token"})  # type: ignore[arg-type]
