@@ -45,6 +45,13 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
         assessment = await self._assessor.assess(transaction_request(request))
         return pb.AssessTransactionResponse(assessment=assessment_pb(assessment))
 
+    async def AssessTransactions(
+        self, request: pb.AssessTransactionsRequest, context: Context
+    ) -> pb.AssessTransactionsResponse:
+        """Assess a batch in order, all or nothing."""
+        assessed = await self._assessor.assess_many([transaction_request(t) for t in request.transactions])
+        return pb.AssessTransactionsResponse(assessments=[assessment_pb(a) for a in assessed])
+
 
 def transaction_request(request: pb.AssessTransactionRequest) -> TransactionRequest:
     """The domain request; an unset or unknown payment method becomes None (refused by validation)."""

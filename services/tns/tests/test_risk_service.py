@@ -297,6 +297,38 @@ async def test_malformed_identity_event_is_skipped_not_retried(db: Database) -> 
     assert [tuple(r) for r in rows] == [("usr_b", True)]
 
 
+async def test_a_batch_is_assessed_in_order_and_counts_its_own_velocity(assessor: RiskAssessor, db: Database) -> None:
+    """Seven payments of one buyer in one batch: the sixth and seventh are BUYER_VELOCITY (the
+    batch's earlier ones count), a repeat of the batch returns the same assessments.
+    """
+    batch = [request() for _ in range(7)]
+    first = await assessor.assess_many(batch)
+    assert [a.request.transaction_id for a in first] == [r.transaction_id for r in batch]
+    assert [codes(a) for a in first] == [[]] * 5 + [["BUYER_VELOCITY"]] * 2
+    assert await assessor.assess_many(batch) == first
+    assert await assessor.assess(batch[3]) == first[3]
+
+
+async def test_a_batch_is_all_or_nothing(assessor: RiskAssessor, db: Database) -> None:
+    """A malformed transaction, a reused id or an id twice refuses the whole batch, naming
+    transactions[i], and nothing of it is stored.
+    """
+    await assessor.assess(REQUEST)
+    fresh = request()
+    cases = [
+        ([fresh, dataclasses.replace(REQUEST, amount=-1)], {"transactions[1].amount.amount"}),
+        ([fresh, dataclasses.replace(REQUEST, amount=1)], {"transactions[1].transaction_id"}),
+        ([fresh, fresh], {"transactions[1].transaction_id"}),
+        ([], {"transactions"}),
+        ([request() for _ in range(101)], {"transactions"}),
+    ]
+    for batch, fields in cases:
+        with pytest.raises(InvalidArgument) as caught:
+            await assessor.assess_many(batch)
+        assert {v.field for v in caught.value.violations} == fields
+    assert await count_rows(db, fresh.transaction_id) == 0
+
+
 # --- the servicer behind the shared middleware --------------------------------------------
 
 
@@ -389,3 +421,27 @@ async def test_grpc_reused_transaction_id_is_invalid_argument(stub: pb_grpc.Risk
         await stub.AssessTransaction(other, metadata=bearer(key, "tns.risk"))
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert error_details(caught.value)["reason"] == "TRANSACTION_ID_REUSED"
+
+
+async def test_grpc_batch_answers_in_order(stub: pb_grpc.RiskServiceAsyncStub, key: Forger) -> None:
+    """AssessTransactions returns one assessment per transaction, in order, each as AssessTransaction would."""
+    batch = pb.AssessTransactionsRequest(
+        transactions=[
+            wire_request(transaction_id=f"pay_b{i}", amount=money_pb2.Money(amount=500, currency="JPY"))
+            for i in range(3)
+        ]
+    )
+    reply = await stub.AssessTransactions(batch, metadata=bearer(key, "tns.risk"))
+    assert [a.transaction_id for a in reply.assessments] == ["pay_b0", "pay_b1", "pay_b2"]
+    single = await stub.AssessTransaction(batch.transactions[1], metadata=bearer(key, "tns.risk"))
+    assert single.assessment == reply.assessments[1]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.AssessTransactions(batch, metadata=bearer(key, "tns.standing.read"))
+    assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    bad = pb.AssessTransactionsRequest(
+        transactions=[wire_request(transaction_id="pay_b9"), pb.AssessTransactionRequest()]
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as invalid:
+        await stub.AssessTransactions(bad, metadata=bearer(key, "tns.risk"))
+    assert invalid.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "transactions[1].buyer_id" in error_details(invalid.value)["violations"]  # type: ignore[operator]
