@@ -52,7 +52,7 @@ def decode_page_token(token: str) -> list[object] | None:
     except (ValueError, orjson.JSONDecodeError):
         value = None
     if not isinstance(value, list):
-        raise InvalidArgument("page_token is not valid", [FieldViolation("page_token", "not a token this API issued")])
+        raise _not_our_token()
     return value
 
 
@@ -65,5 +65,9 @@ def after_id(token: str) -> str | None:
     if cursor is None:
         return None
     if len(cursor) != 1 or not isinstance(cursor[0], str) or not cursor[0]:
-        raise InvalidArgument("page_token is not valid", [FieldViolation("page_token", "not a token this API issued")])
+        raise _not_our_token()
     return cursor[0]
+
+
+def _not_our_token() -> InvalidArgument:
+    return InvalidArgument("page_token is not valid", [FieldViolation("page_token", "not a token this API issued")])

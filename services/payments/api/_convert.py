@@ -10,7 +10,7 @@ from furima.types.v1 import money_pb2
 
 from libs.auth import current_principal
 from libs.errors import PermissionDenied, Violations
-from services.payments.domain.accounts import AccountKind
+from services.payments.domain.accounts import AccountKind, check_user_id
 
 K = TypeVar("K")
 E = TypeVar("E")
@@ -38,8 +38,7 @@ def wallet_owner(user_id: str) -> str:
     only its own wallet (services with the scope read any).
     """
     problems = Violations()
-    if not user_id.startswith("usr_") or len(user_id) > 64:
-        problems.add("user_id", "must be a user id (usr_..., at most 64 characters)")
+    check_user_id(problems, user_id)
     problems.raise_if_any()
     caller = current_principal()
     if caller.is_user and caller.subject != user_id:

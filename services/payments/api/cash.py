@@ -12,6 +12,7 @@ from libs.auth import current_principal
 from libs.errors import PermissionDenied, Violations
 from libs.pb import after_id, encode_page_token, page_size, timestamp
 from services.payments.api._convert import enum_filter, money
+from services.payments.domain.accounts import check_user_id
 from services.payments.domain.bank import BankTransfer, BankTransferKind, BankTransferStatus, CashRequest
 from services.payments.domain.reconciliation import ReconciliationReport
 from services.payments.service.cash import CashFlows
@@ -70,8 +71,7 @@ class CashServicer(pb_grpc.CashServiceServicer):
     ) -> pb.ListBankTransfersResponse:
         """One page of a user's flows, newest first."""
         problems = Violations()
-        if not request.user_id.startswith("usr_") or len(request.user_id) > 64:
-            problems.add("user_id", "must be a user id (usr_..., at most 64 characters)")
+        check_user_id(problems, request.user_id)
         kinds = enum_filter(problems, "kinds", request.kinds, KIND_OF_PB)
         statuses = enum_filter(problems, "statuses", request.statuses, STATUS_OF_PB)
         problems.raise_if_any()

@@ -12,6 +12,7 @@ from libs.auth import current_principal
 from libs.errors import FieldViolation, InvalidArgument, PermissionDenied, Violations
 from libs.pb import after_id, encode_page_token, page_size, timestamp
 from services.payments.api._convert import enum_filter, money
+from services.payments.domain.accounts import check_user_id
 from services.payments.domain.payments import CreateRequest, Payment, PaymentStatus, RefundRecord, Remainder, Source
 from services.payments.service.payments import Payments
 
@@ -103,8 +104,7 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
     async def ListPayments(self, request: pb.ListPaymentsRequest, context: Context) -> pb.ListPaymentsResponse:
         """One page of a user's payments, newest first."""
         problems = Violations()
-        if not request.user_id.startswith("usr_") or len(request.user_id) > 64:
-            problems.add("user_id", "must be a user id (usr_..., at most 64 characters)")
+        check_user_id(problems, request.user_id)
         sides = _ROLE.get(request.role)
         if sides is None:
             problems.add("role", "unknown role")

@@ -7,6 +7,8 @@ import zlib
 from dataclasses import dataclass
 from enum import StrEnum
 
+from libs.errors import Violations
+
 PLATFORM = "platform"
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
@@ -49,6 +51,19 @@ class Account:
     kind: AccountKind
     currency: str
     floor: int | None
+
+
+USER_ID_MAX = 64
+
+
+def check_user_id(problems: Violations, user_id: str, path: str = "user_id") -> bool:
+    """Whether ``user_id`` is a user id (``usr_...``, at most `USER_ID_MAX` characters;
+    only users own wallets); a violation on ``path`` when it is not.
+    """
+    if user_id.startswith("usr_") and len(user_id) <= USER_ID_MAX:
+        return True
+    problems.add(path, f"must be a user id (usr_..., at most {USER_ID_MAX} characters)")
+    return False
 
 
 def is_currency(code: str) -> bool:

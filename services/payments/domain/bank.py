@@ -15,7 +15,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from libs.errors import FailedPrecondition, Violations
-from services.payments.domain.accounts import AccountKind, is_currency, platform_account, shard_of, user_account
+from services.payments.domain.accounts import (
+    AccountKind,
+    check_user_id,
+    is_currency,
+    platform_account,
+    shard_of,
+    user_account,
+)
 from services.payments.domain.transfers import Leg, TransferDraft, reversal
 
 MAX_KEY_LENGTH = 128
@@ -149,8 +156,7 @@ def is_bank_account(value: str) -> bool:
 
 
 def _check_common(request: CashRequest, problems: Violations) -> None:
-    if not request.user_id.startswith("usr_") or len(request.user_id) > 64:
-        problems.add("user_id", "must be a user id (usr_..., at most 64 characters)")
+    check_user_id(problems, request.user_id)
     if request.amount <= 0:
         problems.add("amount.amount", "must be greater than zero")
     if not is_currency(request.currency):

@@ -14,7 +14,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from libs.errors import FailedPrecondition, Violations
-from services.payments.domain.accounts import is_currency
+from services.payments.domain.accounts import check_user_id, is_currency
 
 DEFAULT_CURRENCY = "JPY"
 MAX_KEY_LENGTH = 128
@@ -99,11 +99,6 @@ class Repayment:
     repaid_at: datetime
 
 
-def _check_user(problems: Violations, user_id: str) -> None:
-    if not user_id.startswith("usr_") or len(user_id) > 64:
-        problems.add("user_id", "must be a user id (usr_..., at most 64 characters)")
-
-
 def _check_currency(problems: Violations, currency: str, path: str) -> None:
     if not is_currency(currency):
         problems.add(path, "must be an ISO 4217 code of three upper-case letters such as JPY")
@@ -112,7 +107,7 @@ def _check_currency(problems: Violations, currency: str, path: str) -> None:
 def validate_limit(user_id: str, limit: int, currency: str) -> None:
     """Refuse a malformed SetCreditLimit: a user id, a limit ≥ 0, an ISO 4217 currency."""
     problems = Violations()
-    _check_user(problems, user_id)
+    check_user_id(problems, user_id)
     if limit < 0:
         problems.add("limit.amount", "must not be negative (zero closes the line)")
     _check_currency(problems, currency, "limit.currency")
@@ -122,7 +117,7 @@ def validate_limit(user_id: str, limit: int, currency: str) -> None:
 def validate_line_query(user_id: str, currency: str) -> None:
     """Refuse a malformed read of a line: a user id and an ISO 4217 currency."""
     problems = Violations()
-    _check_user(problems, user_id)
+    check_user_id(problems, user_id)
     _check_currency(problems, currency, "currency")
     problems.raise_if_any()
 
@@ -133,7 +128,7 @@ def validate_repayment(request: RepaymentRequest) -> None:
     problems.require(request.idempotency_key, "idempotency_key")
     if len(request.idempotency_key) > MAX_KEY_LENGTH:
         problems.add("idempotency_key", f"at most {MAX_KEY_LENGTH} characters")
-    _check_user(problems, request.user_id)
+    check_user_id(problems, request.user_id)
     if request.amount is not None and request.amount <= 0:
         problems.add("amount.amount", "must be greater than zero (leave amount unset to repay everything owed)")
     _check_currency(problems, request.currency, "amount.currency")

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from libs.errors import FailedPrecondition, Violations
-from services.payments.domain.accounts import is_currency
+from services.payments.domain.accounts import check_user_id, is_currency
 
 MAX_KEY_LENGTH = 128
 MAX_TEXT = 200
@@ -133,21 +133,14 @@ def _check_key(problems: Violations, key: str) -> None:
         problems.add("idempotency_key", f"at most {MAX_KEY_LENGTH} characters")
 
 
-def _is_user(user_id: str) -> bool:
-    return user_id.startswith("usr_") and len(user_id) <= 64
-
-
 def validate_create(request: CreateRequest) -> None:
     """Refuse a malformed CreatePayment, naming the contract's field paths."""
     problems = Violations()
     _check_key(problems, request.idempotency_key)
     if not request.order_id or len(request.order_id) > 64:
         problems.add("order_id", "is required (at most 64 characters)")
-    if not _is_user(request.buyer_id):
-        problems.add("buyer_id", "must be a user id (usr_..., at most 64 characters)")
-    if not _is_user(request.seller_id):
-        problems.add("seller_id", "must be a user id (usr_..., at most 64 characters)")
-    elif request.seller_id == request.buyer_id:
+    check_user_id(problems, request.buyer_id, "buyer_id")
+    if check_user_id(problems, request.seller_id, "seller_id") and request.seller_id == request.buyer_id:
         problems.add("seller_id", "must differ from buyer_id")
     if request.amount <= 0:
         problems.add("amount.amount", "must be greater than zero")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from libs.errors import Violations
-from services.payments.domain.accounts import is_currency
+from services.payments.domain.accounts import check_user_id, is_currency
 
 MAX_KEY_LENGTH = 128
 MAX_CAMPAIGN_LENGTH = 48
@@ -61,8 +61,7 @@ def validate_grant(request: GrantRequest, now: datetime | None) -> None:
     problems.require(request.idempotency_key, "idempotency_key")
     if len(request.idempotency_key) > MAX_KEY_LENGTH:
         problems.add("idempotency_key", f"at most {MAX_KEY_LENGTH} characters")
-    if not request.user_id.startswith("usr_") or len(request.user_id) > 64:
-        problems.add("user_id", "must be a user id (usr_..., at most 64 characters)")
+    check_user_id(problems, request.user_id)
     if request.amount <= 0:
         problems.add("amount.amount", "must be greater than zero")
     if not is_currency(request.currency):
