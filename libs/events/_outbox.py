@@ -3,7 +3,10 @@
 An event is inserted in the same transaction as the change it describes, so it exists
 if and only if the change committed. Its ``sequence`` is the consumers' cursor. On
 PostgreSQL a transaction-scoped advisory lock serializes appends, so sequences become
-visible in commit order and a reader never skips a late-committing lower sequence.
+visible in commit order and a reader never skips a late-committing lower sequence. Every
+writer takes that lock, so it must be held briefly: the insert takes it in the same
+statement, and inside a `libs.storage.late_steps` unit the insert runs last, just before
+the commit.
 """
 
 from __future__ import annotations
@@ -13,14 +16,27 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from google.protobuf.message import Message
-from sqlalchemy import Column, Connection, Index, LargeBinary, MetaData, String, Table, insert, select, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    Index,
+    Insert,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+)
 
 from libs.clock import Clock, SystemClock
 from libs.ids import new_ulid
-from libs.storage import Database, Transaction, UtcDateTime, big_id
+from libs.storage import Database, Transaction, UtcDateTime, big_id, run_late
 
 _ADVISORY_LOCK_KEY = 0x6F7574626F78  # "outbox"
-_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+_COLUMNS = ("event_id", "type", "aggregate_id", "payload", "occurred_at")
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -60,33 +76,35 @@ class Outbox:
         # One statement object, values as parameters: SQLAlchemy then reuses its cache key
         # and compiled form instead of rebuilding them per event (a hot path).
         self._insert = insert(table)
+        self._locked_insert = _locked_insert(table)
+
+    def _statement(self, dialect: str) -> Insert:
+        return self._locked_insert if dialect == "postgresql" else self._insert
 
     async def append(self, tx: Transaction, aggregate_id: str, payload: Message) -> str:
         """Write ``payload`` as an event of type ``payload.DESCRIPTOR.full_name``; returns its id."""
-        if tx.dialect == "postgresql":
-            await tx.conn.execute(_LOCK, {"k": _ADVISORY_LOCK_KEY})
         row = self.row(aggregate_id, payload)
-        await tx.conn.execute(self._insert, row)
+        await tx.conn.execute(self._statement(tx.dialect), row)
         tx.after_commit(self.notify)
         return str(row["event_id"])
 
     def append_sync(self, conn: Connection, aggregate_id: str, payload: Message) -> str:
-        """`append` on a synchronous connection (`Database.write_sync`); the caller calls
-        `notify` once the transaction has committed.
+        """`append` on a synchronous connection (`Database.write_sync`), run last in a
+        `late_steps` unit; the caller calls `notify` once the transaction has committed.
         """
-        if conn.dialect.name == "postgresql":
-            conn.execute(_LOCK, {"k": _ADVISORY_LOCK_KEY})
         row = self.row(aggregate_id, payload)
-        conn.execute(self._insert, row)
+
+        def write(c: Connection) -> None:
+            c.execute(self._statement(c.dialect.name), row)
+
+        run_late(conn, write, last=True)
         return str(row["event_id"])
 
     def append_rows_sync(self, conn: Connection, rows: list[dict[str, object]]) -> None:
-        """Append several events made with `row` in one statement, in order (a batch's
-        events); the caller calls `notify` once the transaction has committed.
+        """Append several events made with `row`, in order (a batch's events); the caller
+        calls `notify` once the transaction has committed.
         """
-        if conn.dialect.name == "postgresql":
-            conn.execute(_LOCK, {"k": _ADVISORY_LOCK_KEY})
-        conn.execute(self._insert, rows)
+        conn.execute(self._statement(conn.dialect.name), rows)
 
     def row(self, aggregate_id: str, payload: Message) -> dict[str, object]:
         """The outbox row of an event, for `append_rows_sync`."""
@@ -128,3 +146,12 @@ class Outbox:
             pass
         finally:
             self._waiters.discard(waiter)
+
+
+def _locked_insert(table: Table) -> Insert:
+    """``INSERT INTO outbox ... SELECT <the row> FROM (SELECT pg_advisory_xact_lock(k))``:
+    the lock is taken, in the same round trip, before the row draws its sequence.
+    """
+    lock = select(func.pg_advisory_xact_lock(_ADVISORY_LOCK_KEY).label("locked")).subquery("outbox_lock")
+    row = select(*(bindparam(name, type_=table.c[name].type) for name in _COLUMNS)).select_from(lock)
+    return insert(table).from_select(list(_COLUMNS), row)
