@@ -12,7 +12,7 @@ from sqlalchemy import Connection, bindparam, select, text
 
 from libs.clock import Clock
 from libs.errors import Aborted, DomainError
-from libs.storage import Database, Grouped, Transaction, retry_conflicts
+from libs.storage import Database, Grouped, Transaction, late_steps, retry_conflicts
 from services.payments.domain.idempotency import IdempotencyRecord, replay, retention_until, stored_response
 from services.payments.store import idempotency as idempotency_repo
 from services.payments.store.tables import idempotency_keys
@@ -22,7 +22,13 @@ SyncEffect = Callable[[Connection], str]
 
 
 _k = idempotency_keys.c
-_STORED = select(_k.request_hash, _k.response).where(_k.scope == bindparam("scope"), _k.key == bindparam("key"))
+_OF_KEY = (_k.scope == bindparam("scope"), _k.key == bindparam("key"))
+_STORED = select(_k.request_hash, _k.response).where(*_OF_KEY)
+# The same lookup as two scalar subqueries, for a caller's own first read (`claim`'s ``found``).
+FOUND_COLUMNS = (
+    select(_k.request_hash).where(*_OF_KEY).scalar_subquery().label("found_request_hash"),
+    select(_k.response).where(*_OF_KEY).scalar_subquery().label("found_response"),
+)
 _TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:k)")
 
 
@@ -97,19 +103,39 @@ class IdempotentCalls:
         """Like `run` for an effect on a synchronous connection (`Database.write_sync`: on
         a SQLite file the whole transaction runs inline, with no thread hops).
         """
+        response, _ = await self.run_once(scope, key, fingerprint, effect)
+        return response
+
+    async def run_once(self, scope: str, key: str, fingerprint: str, effect: SyncEffect) -> tuple[str, bool]:
+        """`run_sync`, also saying whether the effect ran now (True) or was replayed.
+
+        On SQLite the key is looked up first, without the writer; on PostgreSQL only
+        inside the transaction, where it is looked up anyway: a read before it would be
+        one more connection checkout and round trip for every call that is not a replay.
+        """
+        if self._db.dialect == "postgresql":
+            with self._slot(scope, key):
+                return await self._commit(scope, key, fingerprint, effect)
         async with self.claim(scope, key, fingerprint) as claim:
             if claim.stored is not None:
-                return claim.stored
-            response, _ = await claim.commit(effect)
-            return response
+                return claim.stored, False
+            return await claim.commit(effect)
 
     @asynccontextmanager
-    async def claim(self, scope: str, key: str, fingerprint: str) -> AsyncIterator[Claim]:
+    async def claim(
+        self, scope: str, key: str, fingerprint: str, *, found: tuple[str | None, str | None] | None = None
+    ) -> AsyncIterator[Claim]:
         """Hold ``key`` in this process for a call that does work before its transaction
         (a risk check, a card authorization): ``claim.stored`` is the earlier response, if
-        any; otherwise do the work and ``await claim.commit(effect)``.
+        any; otherwise do the work and ``await claim.commit(effect)``. ``found`` is the
+        key's stored (request hash, response), or (None, None), when the caller read it
+        with its own first query (`FOUND_COLUMNS`); otherwise it is read here.
         """
-        stored = await self._stored(scope, key, fingerprint)
+        if found is None:
+            stored = await self._stored(scope, key, fingerprint)
+        else:
+            request_hash, response = found
+            stored = None if response is None else stored_response(str(request_hash), response, fingerprint)
         if stored is not None:
             yield Claim(self, scope, key, fingerprint, stored)
             return
@@ -146,8 +172,10 @@ class IdempotentCalls:
         record = idempotency_repo.get(conn, call.scope, call.key)
         if record is not None:
             return replay(record, call.fingerprint), False
-        response = call.effect(conn)
-        self._remember(conn, call.scope, call.key, call.fingerprint, response)
+        # Balance updates and the event are deferred past the record (see late_steps).
+        with late_steps(conn):
+            response = call.effect(conn)
+            self._remember(conn, call.scope, call.key, call.fingerprint, response)
         return response, True
 
     async def _commit_alone(self, call: _Commit) -> tuple[str, bool]:

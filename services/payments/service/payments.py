@@ -63,7 +63,7 @@ from services.payments.domain.points import plan_spend
 from services.payments.domain.transfers import PAYMENT_REFUND, Leg, TransferDraft
 from services.payments.service._events import payment_event
 from services.payments.service.card import CardProvider
-from services.payments.service.idempotency import IdempotentCalls
+from services.payments.service.idempotency import FOUND_COLUMNS, IdempotentCalls
 from services.payments.service.ledger import Ledger
 from services.payments.service.risk import RiskAssessor, RiskQuery, assess_or_fail_closed
 from services.payments.store import accounts as accounts_repo
@@ -77,8 +77,10 @@ RELEASE = "payment_release"
 COMPLETION = "payment_completion"
 
 _a, _l = accounts.c, points_lots.c
-# What a buyer can pay with, in one statement: unexpired points, cash, credit left.
+# What a buyer can pay with, in one statement: unexpired points, cash, credit left; and
+# the idempotency key's earlier answer, if any (one read before a new payment).
 _AVAILABLE = select(
+    *FOUND_COLUMNS,
     select(func.sum(_l.remaining))
     .where(_l.user_id == bindparam("owner"), _l.currency == bindparam("currency"), _l.remaining > 0)
     .where(_l.expires_at > bindparam("now"))
@@ -193,10 +195,16 @@ class Payments:
         """Fund, assess and hold a payment; once per (caller, idempotency key)."""
         validate_create(request)
         fingerprint = request_hash({k: v for k, v in vars(request).items() if k != "idempotency_key"})
-        async with self._calls.claim(f"{caller}:CreatePayment", request.idempotency_key, fingerprint) as claim:
+        scope = f"{caller}:CreatePayment"
+        params = {"owner": request.buyer_id, "currency": request.currency, "now": self._clock.now()}
+        row = await self._db.fetch_one(_AVAILABLE, {**params, "scope": scope, "key": request.idempotency_key})
+        assert row is not None  # aggregates always give one row
+        found = (row.found_request_hash, row.found_response)
+        async with self._calls.claim(scope, request.idempotency_key, fingerprint, found=found) as claim:
             if claim.stored is not None:
                 return decode_payment(claim.stored)
-            prepared = await self._prepare(request)
+            available = Available(points=int(row.points or 0), cash=int(row.cash or 0), credit=int(row.credit or 0))
+            prepared = await self._prepare(request, available)
             try:
                 stored, fresh = await claim.commit(
                     lambda conn: encode_payment(self._authorize(conn, request, prepared))
@@ -213,11 +221,11 @@ class Payments:
                 await self._cards.settle(prepared.card_reference, prepared.plan[Source.CARD], 0, 0)
             return payment
 
-    async def _prepare(self, request: CreateRequest) -> _Prepared:
+    async def _prepare(self, request: CreateRequest, available: Available) -> _Prepared:
         # Outside the transaction: the plan from a fresh read (the transaction's guarded
         # updates refuse it if the money went meanwhile), the risk call, the card.
         payment_id = new_ulid("pay_")
-        plan = plan_funding(request.amount, await self._available(request), request.remainder, request.skip_points)
+        plan = plan_funding(request.amount, available, request.remainder, request.skip_points)
         method = next(s for s in reversed(list(Source)) if s in plan)
         query = RiskQuery(
             payment_id,
@@ -238,12 +246,6 @@ class Payments:
     async def _release_card(self, prepared: _Prepared) -> None:
         if prepared.card_reference is not None:
             await self._cards.settle(prepared.card_reference, 0, prepared.plan[Source.CARD], 0)
-
-    async def _available(self, request: CreateRequest) -> Available:
-        params = {"owner": request.buyer_id, "currency": request.currency, "now": self._clock.now()}
-        row = await self._db.fetch_one(_AVAILABLE, params)
-        assert row is not None  # aggregates always give one row
-        return Available(points=int(row.points or 0), cash=int(row.cash or 0), credit=int(row.credit or 0))
 
     def _authorize(self, conn: Connection, request: CreateRequest, prepared: _Prepared) -> Payment:
         now = self._clock.now()
@@ -484,10 +486,10 @@ class Payments:
         effect: Callable[[Connection, list[CardMove]], Payment],
     ) -> Payment:
         moves: list[CardMove] = []
-        async with self._calls.claim(f"{caller}:{method}", key, request_hash(fields)) as claim:
-            if claim.stored is not None:
-                return decode_payment(claim.stored)
-            stored, fresh = await claim.commit(lambda conn: encode_payment(effect(conn, _fresh(moves))))
+        scope = f"{caller}:{method}"
+        stored, fresh = await self._calls.run_once(
+            scope, key, request_hash(fields), lambda conn: encode_payment(effect(conn, _fresh(moves)))
+        )
         if fresh:
             self._outbox.notify()
             await self._settle(moves)

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -60,7 +60,12 @@ def ensure(conn: Connection, wanted: Sequence[Account], now: datetime) -> None:
     """Open the accounts that do not exist yet (an existing account keeps its floor)."""
     if not wanted:
         return
-    rows = [
+    conn.execute(_ENSURE[conn.dialect.name], account_rows(wanted, now))
+
+
+def account_rows(wanted: Iterable[Account], now: datetime) -> list[dict[str, Any]]:
+    """The rows of new accounts with a zero balance, in account id order (the lock order)."""
+    return [
         {
             "id": a.account_id,
             "owner": a.owner,
@@ -72,7 +77,33 @@ def ensure(conn: Connection, wanted: Sequence[Account], now: datetime) -> None:
         }
         for a in sorted(wanted, key=lambda a: a.account_id)
     ]
-    conn.execute(_ENSURE[conn.dialect.name], rows)
+
+
+# PostgreSQL: every leg of a transfer in one round trip. The rows are locked first, in
+# account id order (the ledger's one lock order, so two transfers never deadlock); each
+# leg keeps its floor guard, re-checked on the newest balance if another writer moved it.
+_ADD_ALL = text(
+    """
+    WITH moves AS (
+        SELECT m.id, m.delta FROM unnest(CAST(:ids AS varchar[]), CAST(:deltas AS bigint[])) AS m(id, delta)
+    ), locked AS (
+        SELECT a.id FROM accounts AS a WHERE a.id IN (SELECT id FROM moves) ORDER BY a.id FOR NO KEY UPDATE
+    )
+    UPDATE accounts AS a SET balance = a.balance + moves.delta
+    FROM moves JOIN locked ON locked.id = moves.id
+    WHERE a.id = moves.id AND (a.floor IS NULL OR a.balance + moves.delta >= a.floor)
+    RETURNING a.id
+    """
+)
+
+
+def add_to_balances(conn: Connection, moves: Sequence[tuple[str, int]]) -> set[str]:
+    """PostgreSQL: move several accounts' balances (distinct ids) in one statement, each
+    unless that crosses its floor. Returns the ids moved; a refused or missing account is
+    not among them (and the caller's transaction must then roll back).
+    """
+    ids, deltas = [account_id for account_id, _ in moves], [delta for _, delta in moves]
+    return set(conn.execute(_ADD_ALL, {"ids": ids, "deltas": deltas}).scalars())
 
 
 def add_to_balance(conn: Connection, account_id: str, delta: int) -> int | None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.payments.domain.accounts import Account, AccountKind
@@ -34,29 +34,88 @@ _INSERT_ENTRIES = insert(entries)
 
 def insert_transfer(conn: Connection, transfer_id: str, draft: TransferDraft, now: datetime) -> None:
     """Write the transfer row and one entry per leg."""
+    conn.execute(_INSERT_TRANSFER, _transfer_row(transfer_id, draft, now))
+    conn.execute(_INSERT_ENTRIES, _entry_rows(transfer_id, draft, now))
+
+
+def open_and_insert_transfer(conn: Connection, transfer_id: str, draft: TransferDraft, now: datetime) -> None:
+    """PostgreSQL, in one round trip: open the legs' accounts that do not exist yet, write
+    the transfer row and its entries (data-modifying CTEs; the entries' references are
+    checked at the end of the statement, when the accounts and the transfer are there).
+
+    An account that exists is left out before the insert (NOT EXISTS, on the statement's
+    snapshot): ON CONFLICT alone would wait for any transaction updating its balance,
+    queueing every transfer of a hot account behind the one that holds it.
+    """
+    legs = draft.legs
     conn.execute(
-        _INSERT_TRANSFER,
+        _OPEN_AND_INSERT,
         {
-            "id": transfer_id,
+            "transfer_id": transfer_id,
             "kind": draft.kind,
             "description": draft.description,
             "reverses": draft.reverses,
-            "created_at": now,
+            "now": now,
+            "ids": [leg.account.account_id for leg in legs],
+            "owners": [leg.account.owner for leg in legs],
+            "kinds": [leg.account.kind.value for leg in legs],
+            "currencies": [leg.currency for leg in legs],
+            "floors": [leg.account.floor for leg in legs],
+            "amounts": [leg.amount for leg in legs],
         },
     )
-    conn.execute(
-        _INSERT_ENTRIES,
-        [
-            {
-                "transfer_id": transfer_id,
-                "account_id": leg.account.account_id,
-                "amount": leg.amount,
-                "currency": leg.currency,
-                "created_at": now,
-            }
-            for leg in draft.legs
-        ],
+
+
+# Arrays, not a VALUES row per leg: one statement for any number of legs, prepared once
+# (SQLAlchemy compiles a multi-row VALUES insert again on every call).
+_OPEN_AND_INSERT = text(
+    """
+    WITH legs AS (
+        SELECT * FROM unnest(
+            CAST(:ids AS varchar[]), CAST(:owners AS varchar[]), CAST(:kinds AS varchar[]),
+            CAST(:currencies AS varchar[]), CAST(:floors AS bigint[]), CAST(:amounts AS bigint[])
+        ) WITH ORDINALITY AS leg(account_id, owner, kind, currency, floor, amount, n)
+    ), opened AS (
+        INSERT INTO accounts (id, owner, kind, currency, floor, balance, created_at)
+        SELECT account_id, owner, kind, currency, floor, 0, CAST(:now AS timestamptz) FROM legs
+        WHERE NOT EXISTS (SELECT FROM accounts AS a WHERE a.id = legs.account_id)
+        ORDER BY account_id
+        ON CONFLICT (id) DO NOTHING
+    ), transfer AS (
+        INSERT INTO transfers (id, kind, description, reverses, created_at)
+        VALUES (
+            CAST(:transfer_id AS varchar), CAST(:kind AS varchar), CAST(:description AS text),
+            CAST(:reverses AS varchar), CAST(:now AS timestamptz)
+        )
     )
+    INSERT INTO entries (transfer_id, account_id, amount, currency, created_at)
+    SELECT CAST(:transfer_id AS varchar), account_id, amount, currency, CAST(:now AS timestamptz)
+    FROM legs ORDER BY n
+    """
+)
+
+
+def _transfer_row(transfer_id: str, draft: TransferDraft, now: datetime) -> dict[str, object]:
+    return {
+        "id": transfer_id,
+        "kind": draft.kind,
+        "description": draft.description,
+        "reverses": draft.reverses,
+        "created_at": now,
+    }
+
+
+def _entry_rows(transfer_id: str, draft: TransferDraft, now: datetime) -> list[dict[str, object]]:
+    return [
+        {
+            "transfer_id": transfer_id,
+            "account_id": leg.account.account_id,
+            "amount": leg.amount,
+            "currency": leg.currency,
+            "created_at": now,
+        }
+        for leg in draft.legs
+    ]
 
 
 async def legs_of(conn: AsyncConnection, transfer_id: str) -> list[Leg]:
