@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 import orjson
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from libs.errors import FieldViolation, InvalidArgument
+
+T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -39,6 +43,15 @@ def page_size(requested: int, *, maximum: int = MAX_PAGE_SIZE) -> int:
 def encode_page_token(cursor: list[object]) -> str:
     """An opaque page token for a cursor (a short list of JSON values)."""
     return base64.urlsafe_b64encode(orjson.dumps(cursor)).decode().rstrip("=")
+
+
+def next_page(found: Sequence[T], size: int, cursor: Callable[[T], object]) -> tuple[Sequence[T], str]:
+    """A listing read with ``size + 1`` rows, split: the page (the first ``size``) and the
+    token that continues after its last item, ``cursor(item)`` ("" when the extra row is
+    not there: nothing follows).
+    """
+    page = found[:size]
+    return page, encode_page_token([cursor(page[-1])]) if len(found) > size else ""
 
 
 def decode_page_token(token: str) -> list[object] | None:

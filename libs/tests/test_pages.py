@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from libs.errors import InvalidArgument
-from libs.pb import after_id, decode_page_token, encode_page_token, page_size
+from libs.pb import after_id, decode_page_token, encode_page_token, next_page, page_size
 
 
 def test_a_token_carries_its_cursor_back() -> None:
@@ -42,3 +42,13 @@ def test_page_size_defaults_clamps_and_refuses_negatives() -> None:
     assert page_size(10_000, maximum=500) == 500
     with pytest.raises(InvalidArgument):
         page_size(-1)
+
+
+def test_next_page_splits_the_extra_row_into_a_token_after_the_last_item() -> None:
+    """Read with size + 1: the page is the first size items and its token continues after
+    the last of them; without the extra row the page is all there is and the token is "".
+    """
+    page, token = next_page(["c", "b", "a"], 2, str.upper)
+    assert (list(page), decode_page_token(token)) == (["c", "b"], ["B"])
+    assert next_page(["c", "b"], 2, str.upper) == (["c", "b"], "")
+    assert next_page([], 2, str.upper) == ([], "")

@@ -13,7 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from libs.auth import current_principal
 from libs.errors import FieldViolation, InvalidArgument, PermissionDenied
-from libs.pb import decode_page_token, encode_page_token, page_size, timestamp
+from libs.pb import decode_page_token, next_page, page_size, timestamp
 from services.marketing.domain.campaigns import (
     CampaignDefinition,
     CampaignExperiment,
@@ -102,9 +102,9 @@ class CampaignServicer(pb_grpc.CampaignServiceServicer):
         if cursor is None or len(cursor) != 1 or not isinstance(cursor[0], str):
             raise InvalidArgument("bad page token", [FieldViolation("page_token", "is not a token of this list")])
         statuses = [_STATUS_BACK[s] for s in request.statuses if s in _STATUS_BACK]
-        page = await self._campaigns.list(statuses, cursor[0], size + 1)
-        token = encode_page_token([page[size - 1].campaign_id]) if len(page) > size else ""
-        return pb.ListCampaignsResponse(campaigns=[campaign_pb(c) for c in page[:size]], next_page_token=token)
+        found = await self._campaigns.list(statuses, cursor[0], size + 1)
+        page, token = next_page(found, size, lambda c: c.campaign_id)
+        return pb.ListCampaignsResponse(campaigns=[campaign_pb(c) for c in page], next_page_token=token)
 
     async def ScheduleCampaign(
         self, request: pb.ScheduleCampaignRequest, context: Context

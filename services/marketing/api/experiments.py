@@ -16,7 +16,7 @@ from furima.marketing.v1 import experiment_service_pb2_grpc as pb_grpc
 
 from libs.auth import current_principal
 from libs.errors import FieldViolation, InvalidArgument, PermissionDenied
-from libs.pb import decode_page_token, encode_page_token, page_size, ts
+from libs.pb import decode_page_token, next_page, page_size, ts
 from services.marketing.domain.experiment_runs import (
     Assignment,
     ConversionOutcome,
@@ -77,8 +77,8 @@ class ExperimentServicer(pb_grpc.ExperimentServiceServicer):
         _refuse_users()
         limit = page_size(request.page_size, maximum=MAX_PAGE_SIZE)
         found = await self._experiments.list_experiments(_after(request.page_token), limit + 1)
-        token = encode_page_token([found[limit - 1].experiment_id]) if len(found) > limit else ""
-        return pb.ListExperimentsResponse(experiments=[experiment_pb(e) for e in found[:limit]], next_page_token=token)
+        page, token = next_page(found, limit, lambda e: e.experiment_id)
+        return pb.ListExperimentsResponse(experiments=[experiment_pb(e) for e in page], next_page_token=token)
 
     async def EndExperiment(self, request: pb.EndExperimentRequest, context: Context) -> pb.EndExperimentResponse:
         """End for good (again: unchanged)."""

@@ -10,7 +10,7 @@ from furima.payments.v1 import cash_service_pb2_grpc as pb_grpc
 
 from libs.auth import current_principal
 from libs.errors import PermissionDenied, Violations
-from libs.pb import after_id, encode_page_token, page_size, timestamp
+from libs.pb import after_id, next_page, page_size, timestamp
 from services.payments.api._convert import enum_filter, money
 from services.payments.domain.accounts import check_user_id
 from services.payments.domain.bank import BankTransfer, BankTransferKind, BankTransferStatus, CashRequest
@@ -81,10 +81,9 @@ class CashServicer(pb_grpc.CashServiceServicer):
         found = await self._flows.of_user(
             request.user_id, kinds=kinds, statuses=statuses, before=before, limit=size + 1
         )
-        page, more = found[:size], len(found) > size
+        page, token = next_page(found, size, lambda flow: flow.bank_transfer_id)
         return pb.ListBankTransfersResponse(
-            bank_transfers=[bank_transfer_pb(flow) for flow in page],
-            next_page_token=encode_page_token([page[-1].bank_transfer_id]) if more else "",
+            bank_transfers=[bank_transfer_pb(flow) for flow in page], next_page_token=token
         )
 
     async def ReconcileBank(self, request: pb.ReconcileBankRequest, context: Context) -> pb.ReconcileBankResponse:

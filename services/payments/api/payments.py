@@ -10,7 +10,7 @@ from furima.payments.v1 import payment_service_pb2_grpc as pb_grpc
 
 from libs.auth import current_principal
 from libs.errors import FieldViolation, InvalidArgument, PermissionDenied, Violations
-from libs.pb import after_id, encode_page_token, page_size, timestamp
+from libs.pb import after_id, next_page, page_size, timestamp
 from services.payments.api._convert import enum_filter, money
 from services.payments.domain.accounts import check_user_id
 from services.payments.domain.payments import CreateRequest, Payment, PaymentStatus, RefundRecord, Remainder, Source
@@ -124,11 +124,8 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
             before=before,
             limit=size + 1,
         )
-        page, more = found[:size], len(found) > size
-        return pb.ListPaymentsResponse(
-            payments=[payment_pb(p) for p in page],
-            next_page_token=encode_page_token([page[-1].payment_id]) if more else "",
-        )
+        page, token = next_page(found, size, lambda p: p.payment_id)
+        return pb.ListPaymentsResponse(payments=[payment_pb(p) for p in page], next_page_token=token)
 
 
 def _caller() -> str:

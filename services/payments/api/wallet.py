@@ -9,7 +9,7 @@ from furima.payments.v1 import wallet_service_pb2 as pb
 from furima.payments.v1 import wallet_service_pb2_grpc as pb_grpc
 
 from libs.errors import FieldViolation, InvalidArgument
-from libs.pb import decode_page_token, encode_page_token, page_size, timestamp
+from libs.pb import decode_page_token, next_page, page_size, timestamp
 from services.payments.api._convert import bucket_pb, money, wallet_owner
 from services.payments.service.wallet import Wallet
 
@@ -61,7 +61,7 @@ class WalletServicer(pb_grpc.WalletServiceServicer):
                 )
             before = cursor[0]
         lines = await self._wallet.history(user_id, before, size + 1)
-        page, more = lines[:size], len(lines) > size
+        page, token = next_page(lines, size, lambda line: line.entry_id)
         return pb.ListTransactionsResponse(
             transactions=[
                 pb.WalletTransaction(
@@ -75,5 +75,5 @@ class WalletServicer(pb_grpc.WalletServiceServicer):
                 )
                 for line in page
             ],
-            next_page_token=encode_page_token([page[-1].entry_id]) if more else "",
+            next_page_token=token,
         )

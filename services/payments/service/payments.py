@@ -196,8 +196,14 @@ class Payments:
         validate_create(request)
         fingerprint = request_hash({k: v for k, v in vars(request).items() if k != "idempotency_key"})
         scope = f"{caller}:CreatePayment"
-        params = {"owner": request.buyer_id, "currency": request.currency, "now": self._clock.now()}
-        row = await self._db.fetch_one(_AVAILABLE, {**params, "scope": scope, "key": request.idempotency_key})
+        params = {
+            "owner": request.buyer_id,
+            "currency": request.currency,
+            "now": self._clock.now(),
+            "scope": scope,
+            "key": request.idempotency_key,
+        }
+        row = await self._db.fetch_one(_AVAILABLE, params)
         assert row is not None  # aggregates always give one row
         found = (row.found_request_hash, row.found_response)
         async with self._calls.claim(scope, request.idempotency_key, fingerprint, found=found) as claim:
@@ -486,9 +492,8 @@ class Payments:
         effect: Callable[[Connection, list[CardMove]], Payment],
     ) -> Payment:
         moves: list[CardMove] = []
-        scope = f"{caller}:{method}"
         stored, fresh = await self._calls.run_once(
-            scope, key, request_hash(fields), lambda conn: encode_payment(effect(conn, _fresh(moves)))
+            f"{caller}:{method}", key, request_hash(fields), lambda conn: encode_payment(effect(conn, _fresh(moves)))
         )
         if fresh:
             self._outbox.notify()

@@ -60,12 +60,7 @@ def ensure(conn: Connection, wanted: Sequence[Account], now: datetime) -> None:
     """Open the accounts that do not exist yet (an existing account keeps its floor)."""
     if not wanted:
         return
-    conn.execute(_ENSURE[conn.dialect.name], account_rows(wanted, now))
-
-
-def account_rows(wanted: Iterable[Account], now: datetime) -> list[dict[str, Any]]:
-    """The rows of new accounts with a zero balance, in account id order (the lock order)."""
-    return [
+    rows = [
         {
             "id": a.account_id,
             "owner": a.owner,
@@ -77,6 +72,7 @@ def account_rows(wanted: Iterable[Account], now: datetime) -> list[dict[str, Any
         }
         for a in sorted(wanted, key=lambda a: a.account_id)
     ]
+    conn.execute(_ENSURE[conn.dialect.name], rows)
 
 
 # PostgreSQL: every leg of a transfer in one round trip. The rows are locked first, in

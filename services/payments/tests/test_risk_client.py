@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
@@ -68,14 +69,23 @@ async def _serve(servicer: FakeRisk) -> tuple[grpc.aio.Server, str]:
     return server, f"127.0.0.1:{port}"
 
 
+@asynccontextmanager
+async def _client(servicer: FakeRisk, deadline_s: float = 2.0) -> AsyncIterator[TnsRisk]:
+    """``servicer`` on a local port and a client talking to it (``deadline_s`` per call)."""
+    server, address = await _serve(servicer)
+    try:
+        async with grpc.aio.insecure_channel(address) as channel:
+            yield TnsRisk(channel, timeout=deadline_s)
+    finally:
+        await server.stop(0)
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[tuple[FakeRisk, TnsRisk]]:
     """A fake RiskService on a local port and the client talking to it."""
     servicer = FakeRisk()
-    server, address = await _serve(servicer)
-    async with grpc.aio.insecure_channel(address) as channel:
-        yield servicer, TnsRisk(channel, timeout=2.0)
-    await server.stop(0)
+    async with _client(servicer) as risk:
+        yield servicer, risk
 
 
 def query(n: int, buyer: str = "usr_buyer") -> RiskQuery:
@@ -116,13 +126,8 @@ async def test_a_refused_batch_is_asked_one_by_one(fake: tuple[FakeRisk, TnsRisk
 
 async def test_a_tns_without_the_batch_call_is_asked_one_by_one() -> None:
     """UNIMPLEMENTED for AssessTransactions (an older TnS): every payment still gets its decision."""
-    servicer = FakeRisk(batches=False)
-    server, address = await _serve(servicer)
-    try:
-        async with grpc.aio.insecure_channel(address) as channel:
-            answers = await outcomes(TnsRisk(channel, timeout=2.0), [query(n) for n in range(12)])
-    finally:
-        await server.stop(0)
+    async with _client(FakeRisk(batches=False)) as risk:
+        answers = await outcomes(risk, [query(n) for n in range(12)])
     assert answers == [("APPROVE", f"rsk_pay_{n}") for n in range(12)]
 
 
@@ -131,12 +136,8 @@ async def test_a_tns_too_slow_is_unreachable_for_each_payment_in_one_wait() -> N
     couple of calls that timed out together, not from a call (and a wait) per payment.
     """
     servicer = FakeRisk(hang=True)
-    server, address = await _serve(servicer)
-    try:
-        async with grpc.aio.insecure_channel(address) as channel:
-            answers = await outcomes(TnsRisk(channel, timeout=0.3), [query(n) for n in range(20)])
-    finally:
-        await server.stop(0)
+    async with _client(servicer, deadline_s=0.3) as risk:
+        answers = await outcomes(risk, [query(n) for n in range(20)])
     assert all(isinstance(a, RiskUnreachable) for a in answers)
     assert sum(servicer.calls) == 20
     assert len(servicer.calls) <= 3

@@ -8,7 +8,7 @@ from furima.tns.v1 import enforcement_service_pb2_grpc as pb_grpc
 from libs.auth import current_principal
 from libs.clock import Clock
 from libs.errors import PermissionDenied, Violations
-from libs.pb import decode_page_token, encode_page_token, page_size
+from libs.pb import decode_page_token, next_page, page_size
 from services.tns.api._convert import label_pb, standing_pb
 from services.tns.domain import audit as who
 from services.tns.service._events import action_pb
@@ -48,8 +48,8 @@ class EnforcementServicer(pb_grpc.EnforcementServiceServicer):
         cursor = decode_page_token(request.page_token)
         before = str(cursor[0]) if cursor else None
         actions = await self._enforcer.actions(request.user_id, before, limit + 1)
-        token = encode_page_token([actions[limit - 1].action_id]) if len(actions) > limit else ""
-        return pb.ListActionsResponse(actions=[action_pb(a) for a in actions[:limit]], next_page_token=token)
+        page, token = next_page(actions, limit, lambda a: a.action_id)
+        return pb.ListActionsResponse(actions=[action_pb(a) for a in page], next_page_token=token)
 
     async def AddUserLabel(self, request: pb.AddUserLabelRequest, context: object) -> pb.AddUserLabelResponse:
         """Label a user."""
