@@ -6,12 +6,13 @@ PostgreSQL a transaction-scoped advisory lock serializes appends, so sequences b
 visible in commit order and a reader never skips a late-committing lower sequence. Every
 writer takes that lock, so it must be held briefly: the insert takes it in the same
 statement, and inside a `libs.storage.late_steps` unit the insert runs last, just before
-the commit.
+the commit, once for all the unit's events (a group of calls holds it once).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,7 +34,7 @@ from sqlalchemy import (
 
 from libs.clock import Clock, SystemClock
 from libs.ids import new_ulid
-from libs.storage import Database, Transaction, UtcDateTime, big_id, run_late
+from libs.storage import Database, Transaction, UtcDateTime, big_id, gather_late
 
 _ADVISORY_LOCK_KEY = 0x6F7574626F78  # "outbox"
 _COLUMNS = ("event_id", "type", "aggregate_id", "payload", "occurred_at")
@@ -77,6 +78,7 @@ class Outbox:
         # and compiled form instead of rebuilding them per event (a hot path).
         self._insert = insert(table)
         self._locked_insert = _locked_insert(table)
+        self._gather_key = f"outbox:{table.name}"
 
     def _statement(self, dialect: str) -> Insert:
         return self._locked_insert if dialect == "postgresql" else self._insert
@@ -89,18 +91,16 @@ class Outbox:
         return str(row["event_id"])
 
     def append_sync(self, conn: Connection, aggregate_id: str, payload: Message) -> str:
-        """`append` on a synchronous connection (`Database.write_sync`), run last in a
-        `late_steps` unit; the caller calls `notify` once the transaction has committed.
+        """`append` on a synchronous connection (`Database.write_sync`). In a `late_steps`
+        unit the row is gathered and written last, with the other events of the unit and
+        of the units inside it (a group of calls appends its events in one statement); the
+        caller calls `notify` once the transaction has committed.
         """
         row = self.row(aggregate_id, payload)
-
-        def write(c: Connection) -> None:
-            c.execute(self._statement(c.dialect.name), row)
-
-        run_late(conn, write, last=True)
+        gather_late(conn, self._gather_key, row, self.append_rows_sync, last=True)
         return str(row["event_id"])
 
-    def append_rows_sync(self, conn: Connection, rows: list[dict[str, object]]) -> None:
+    def append_rows_sync(self, conn: Connection, rows: Sequence[dict[str, object]]) -> None:
         """Append several events made with `row`, in order (a batch's events); the caller
         calls `notify` once the transaction has committed.
         """

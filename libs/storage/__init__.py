@@ -2,7 +2,7 @@
 
 from libs.storage._database import Database, Transaction, is_postgres
 from libs.storage._group_commit import GroupCommit, Grouped
-from libs.storage._late import late_steps, run_late
+from libs.storage._late import gather_late, late_steps, run_late
 from libs.storage._migrations import downgrade, run_migrations_online, upgrade
 from libs.storage._retry import is_conflict, retry_conflicts
 from libs.storage._types import UtcDateTime, big_id
@@ -15,6 +15,7 @@ __all__ = [
     "UtcDateTime",
     "big_id",
     "downgrade",
+    "gather_late",
     "is_conflict",
     "is_postgres",
     "late_steps",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
 from sqlalchemy import Connection, text
 
-from libs.storage import Database, late_steps, run_late
+from libs.storage import Database, gather_late, late_steps, run_late
 
 
 @pytest.fixture
@@ -88,3 +88,84 @@ async def test_a_nested_unit_runs_its_steps_when_it_ends(db: Database) -> None:
 
     await db.write_sync(body)
     assert await _rows(db) == ["inner body", "inner late", "outer body", "outer late"]
+
+
+def _log_all(conn: Connection, items: Sequence[str]) -> None:
+    """One flush of gathered items: records what it was given as one row."""
+    _log("+".join(items))(conn)
+
+
+async def test_gathered_items_are_written_by_one_flush_at_the_outermost_end(db: Database) -> None:
+    """Items of one key from nested units (calls of a group) reach one flush, in their place
+    among the outer unit's steps; the inner units' own steps still run at their own end.
+    """
+
+    def body(conn: Connection) -> None:
+        with late_steps(conn):
+            for call in ("a", "b"):
+                with late_steps(conn):
+                    gather_late(conn, "events", f"event {call}", _log_all, last=True)
+                    gather_late(conn, "records", f"record {call}", _log_all)
+                    run_late(conn, _log(f"balance {call}"))
+            run_late(conn, _log("group late"))
+
+    await db.write_sync(body)
+    assert await _rows(db) == [
+        "balance a",
+        "balance b",
+        "record a+record b",
+        "group late",
+        "event a+event b",
+    ]
+
+
+async def test_gathered_items_come_before_the_late_steps_of_their_unit(db: Database) -> None:
+    """In one unit, gathered rows (no contended lock) are written before its late steps
+    (which lock), and last gathered rows in their place among the last steps.
+    """
+
+    def body(conn: Connection) -> None:
+        with late_steps(conn):
+            run_late(conn, _log("balance"))
+            gather_late(conn, "records", "record", _log_all)
+            run_late(conn, _log("last step"), last=True)
+            gather_late(conn, "events", "event", _log_all, last=True)
+
+    await db.write_sync(body)
+    assert await _rows(db) == ["record", "balance", "last step", "event"]
+
+
+async def test_a_unit_that_raises_drops_its_gathered_items(db: Database) -> None:
+    """An inner unit whose body or own late step fails hands nothing outwards: its call's
+    rows roll back with its savepoint, and so must its records and events.
+    """
+
+    def refused_step(conn: Connection) -> None:
+        raise ValueError("floor")
+
+    def body(conn: Connection) -> None:
+        with late_steps(conn):
+            for call, step in (("a", _log("balance a")), ("b", refused_step), ("c", _log("balance c"))):
+                try:
+                    with conn.begin_nested(), late_steps(conn):
+                        gather_late(conn, "records", f"record {call}", _log_all)
+                        run_late(conn, step)
+                except ValueError:
+                    pass
+            with pytest.raises(KeyError), conn.begin_nested(), late_steps(conn):
+                gather_late(conn, "records", "record d", _log_all)
+                raise KeyError("refused in its body")
+
+    await db.write_sync(body)
+    assert await _rows(db) == ["balance a", "balance c", "record a+record c"]
+
+
+async def test_gathered_outside_a_unit_is_written_at_once(db: Database) -> None:
+    """gather_late with no unit open flushes its one item now."""
+
+    def body(conn: Connection) -> None:
+        gather_late(conn, "records", "alone", _log_all)
+        _log("after")(conn)
+
+    await db.write_sync(body)
+    assert await _rows(db) == ["alone", "after"]

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, bindparam, select, text
 
 from libs.clock import Clock
 from libs.errors import Aborted, DomainError
-from libs.storage import Database, Grouped, Transaction, late_steps, retry_conflicts
+from libs.storage import Database, Grouped, Transaction, gather_late, late_steps, retry_conflicts
 from services.payments.domain.idempotency import IdempotencyRecord, replay, retention_until, stored_response
 from services.payments.store import idempotency as idempotency_repo
 from services.payments.store.tables import idempotency_keys
@@ -145,18 +145,18 @@ class IdempotentCalls:
     async def _commit(self, scope: str, key: str, fingerprint: str, effect: SyncEffect) -> tuple[str, bool]:
         """The effect, its idempotency record and its response in one transaction.
 
-        On SQLite, group commit: the calls that reach their transaction together share
-        one, each in a savepoint of its own, so a call refused (not enough money, an
-        illegal transition) undoes only itself and answers its own error while the others
-        commit, and BEGIN, COMMIT and the writer's hand-over are paid once per group. A
-        group that fails as a whole runs again call by call. SQLite has one writer at a
-        time anyway, so nothing is lost by it. On PostgreSQL each call has its own
-        transaction: concurrent transactions overlap their round trips, where one group
-        at a time would queue them (and concurrent groups, locking accounts in item
-        order, could deadlock each other).
+        Group commit: the calls that reach their transaction together share one, each in
+        a savepoint of its own, so a call refused (not enough money, an illegal
+        transition) undoes only itself and answers its own error while the others
+        commit. BEGIN, COMMIT, the connection checkout, and the statements writing the
+        calls' idempotency records and events (`gather_late`) are paid once per group. A
+        group that fails as a whole (a deadlock, a duplicate key from another process)
+        runs again call by call. One group at a time runs per process: on SQLite there is
+        one writer anyway; on PostgreSQL a call's balances move at the end of its own
+        savepoint (later calls of the group may read them), so two groups could lock
+        accounts in different orders and deadlock each other, and a hot account's row,
+        locked by one group's call, would make the next group wait anyway.
         """
-        if self._db.dialect != "sqlite":
-            return await self._commit_alone(_Commit(scope, key, fingerprint, effect))
         if self._db.in_transaction():
             # The group needs the writer this task holds: it would wait forever.
             raise RuntimeError("an idempotent call committed inside a transaction would wait for itself")
@@ -185,12 +185,14 @@ class IdempotentCalls:
     async def _commit_group(self, calls: Sequence[_Commit]) -> list[_Outcome]:
         def body(conn: Connection) -> list[_Outcome]:
             outcomes: list[_Outcome] = []
-            for call in calls:
-                try:
-                    with conn.begin_nested():
-                        outcomes.append(self._apply(conn, call))
-                except DomainError as exc:
-                    outcomes.append(exc)
+            # The group's unit: its calls' records and events are written once, at its end.
+            with late_steps(conn):
+                for call in calls:
+                    try:
+                        with conn.begin_nested():
+                            outcomes.append(self._apply(conn, call))
+                    except DomainError as exc:
+                        outcomes.append(exc)
             return outcomes
 
         return await self._db.write_sync(body)
@@ -206,7 +208,8 @@ class IdempotentCalls:
     def _remember(self, conn: Connection, scope: str, key: str, fingerprint: str, response: str) -> None:
         now = self._clock.now()
         record = IdempotencyRecord(scope, key, fingerprint, response, now, retention_until(now, self._retention))
-        idempotency_repo.put(conn, record)
+        # Nobody reads a record back in its own transaction: a group writes its calls' at once.
+        gather_late(conn, "idempotency_keys", record, idempotency_repo.put)
 
     async def purge_expired(self) -> int:
         """Forget the keys whose retention has passed; returns how many."""

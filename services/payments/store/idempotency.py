@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, delete, insert, select
@@ -23,18 +24,21 @@ def get(conn: Connection, scope: str, key: str) -> IdempotencyRecord | None:
     return IdempotencyRecord(row.scope, row.key, row.request_hash, row.response, row.created_at, row.expires_at)
 
 
-def put(conn: Connection, record: IdempotencyRecord) -> None:
-    """Store a record (a duplicate key fails the transaction: the effect is rolled back)."""
+def put(conn: Connection, records: Sequence[IdempotencyRecord]) -> None:
+    """Store records (a duplicate key fails the transaction: the effects are rolled back)."""
     conn.execute(
         _PUT,
-        {
-            "scope": record.scope,
-            "key": record.key,
-            "request_hash": record.request_hash,
-            "response": record.response,
-            "created_at": record.created_at,
-            "expires_at": record.expires_at,
-        },
+        [
+            {
+                "scope": r.scope,
+                "key": r.key,
+                "request_hash": r.request_hash,
+                "response": r.response,
+                "created_at": r.created_at,
+                "expires_at": r.expires_at,
+            }
+            for r in records
+        ],
     )
 
 
