@@ -152,9 +152,12 @@ async def test_a_unit_that_raises_drops_its_gathered_items(db: Database) -> None
                         run_late(conn, step)
                 except ValueError:
                     pass
-            with pytest.raises(KeyError), conn.begin_nested(), late_steps(conn):
-                gather_late(conn, "records", "record d", _log_all)
-                raise KeyError("refused in its body")
+            try:
+                with conn.begin_nested(), late_steps(conn):
+                    gather_late(conn, "records", "record d", _log_all)
+                    raise KeyError("refused in its body")
+            except KeyError:
+                pass
 
     await db.write_sync(body)
     assert await _rows(db) == ["balance a", "balance c", "record a+record c"]
