@@ -47,6 +47,9 @@ class _Commit:
     effect: SyncEffect
 
 
+# Whether a call's transaction holds its key (PostgreSQL's advisory lock; always on
+# SQLite) and the key's record, if any.
+_LookedUp = tuple[bool, IdempotencyRecord | None]
 # What a call's effect came to in a shared transaction: its response and whether it is
 # new, or the error it raised (its savepoint rolled back; the others still commit).
 _Outcome = tuple[str, bool] | DomainError
@@ -165,11 +168,14 @@ class IdempotentCalls:
             raise outcome
         return outcome
 
-    def _apply(self, conn: Connection, call: _Commit) -> tuple[str, bool]:
-        # Another process may hold the key (PostgreSQL): refuse rather than wait.
-        if conn.dialect.name == "postgresql" and not conn.scalar(_TRY_LOCK, {"k": _lock_key(call.scope, call.key)}):
+    def _apply(self, conn: Connection, call: _Commit, looked_up: _LookedUp | None = None) -> tuple[str, bool]:
+        if looked_up is None:
+            # Another process may hold the key (PostgreSQL): refuse rather than wait.
+            locked = conn.dialect.name != "postgresql" or conn.scalar(_TRY_LOCK, {"k": _lock_key(call.scope, call.key)})
+            looked_up = bool(locked), idempotency_repo.get(conn, call.scope, call.key) if locked else None
+        locked, record = looked_up
+        if not locked:
             raise _in_flight(call.key)
-        record = idempotency_repo.get(conn, call.scope, call.key)
         if record is not None:
             return replay(record, call.fingerprint), False
         # Balance updates and the event are deferred past the record (see late_steps).
@@ -185,12 +191,17 @@ class IdempotentCalls:
     async def _commit_group(self, calls: Sequence[_Commit]) -> list[_Outcome]:
         def body(conn: Connection) -> list[_Outcome]:
             outcomes: list[_Outcome] = []
+            looked_up: list[_LookedUp | None] = [None] * len(calls)
+            if conn.dialect.name == "postgresql":
+                # Every call's lock and record in one round trip instead of two each.
+                wanted = [(c.scope, c.key, _lock_key(c.scope, c.key)) for c in calls]
+                looked_up = list(idempotency_repo.lock_and_get(conn, wanted))
             # The group's unit: its calls' records and events are written once, at its end.
             with late_steps(conn):
-                for call in calls:
+                for call, found in zip(calls, looked_up, strict=True):
                     try:
                         with conn.begin_nested():
-                            outcomes.append(self._apply(conn, call))
+                            outcomes.append(self._apply(conn, call, found))
                     except DomainError as exc:
                         outcomes.append(exc)
             return outcomes

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from libs.storage import UtcDateTime
 from services.payments.domain.idempotency import IdempotencyRecord
 from services.payments.store.tables import idempotency_keys
 
@@ -22,6 +23,43 @@ def get(conn: Connection, scope: str, key: str) -> IdempotencyRecord | None:
     if row is None:
         return None
     return IdempotencyRecord(row.scope, row.key, row.request_hash, row.response, row.created_at, row.expires_at)
+
+
+# PostgreSQL: try each key's advisory lock, then read its record, for a whole group of
+# calls in one round trip (the CTE calls a volatile function, so it runs once, first).
+_LOCK_AND_GET = text(
+    """
+    WITH wanted AS (
+        SELECT w.n, w.scope, w.key, pg_try_advisory_xact_lock(w.lock) AS got
+        FROM unnest(CAST(:scopes AS varchar[]), CAST(:keys AS varchar[]), CAST(:locks AS bigint[]))
+            WITH ORDINALITY AS w(scope, key, lock, n)
+    )
+    SELECT wanted.got, r.scope, r.key, r.request_hash, r.response, r.created_at, r.expires_at
+    FROM wanted LEFT JOIN idempotency_keys r ON r.scope = wanted.scope AND r.key = wanted.key
+    ORDER BY wanted.n
+    """
+).columns(created_at=UtcDateTime(), expires_at=UtcDateTime())
+
+
+def lock_and_get(
+    conn: Connection, wanted: Sequence[tuple[str, str, int]]
+) -> list[tuple[bool, IdempotencyRecord | None]]:
+    """PostgreSQL: for each (scope, key, advisory lock id), whether this transaction now
+    holds the lock (False: another one does) and the key's record, if any, in one
+    statement. Its snapshot predates the locks: a record committed by the lock's last
+    holder in between is not seen, and inserting it again fails on the primary key (the
+    caller's transaction rolls back and looks again).
+    """
+    params = {"scopes": [w[0] for w in wanted], "keys": [w[1] for w in wanted], "locks": [w[2] for w in wanted]}
+    return [
+        (
+            bool(row.got),
+            None
+            if row.key is None
+            else IdempotencyRecord(row.scope, row.key, row.request_hash, row.response, row.created_at, row.expires_at),
+        )
+        for row in conn.execute(_LOCK_AND_GET, params)
+    ]
 
 
 def put(conn: Connection, records: Sequence[IdempotencyRecord]) -> None:

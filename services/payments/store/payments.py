@@ -28,9 +28,14 @@ _INSERT_PAYMENT = insert(payments)
 _INSERT_FUNDING = insert(payment_funding)
 _INSERT_POINTS = insert(payment_points)
 _INSERT_REFUND = insert(refunds)
-_GET = select(payments).where(_p.id == bindparam("id"))
-_GET_LOCKED = _GET.with_for_update()
-_FUNDING = select(payment_funding).where(_f.payment_id == bindparam("id"))
+# A payment and its funding lines in one read: a row per line (its refunds, when it has
+# any, in a second). Locking takes the payment's row only (not the outer join's side).
+_GET = (
+    select(payments, _f.source.label("line_source"), _f.amount.label("line_amount"), _f.refunded.label("line_back"))
+    .select_from(payments.outerjoin(payment_funding, _f.payment_id == _p.id))
+    .where(_p.id == bindparam("id"))
+)
+_GET_LOCKED = _GET.with_for_update(of=payments)
 _REFUNDS = select(refunds).where(_r.payment_id == bindparam("id")).order_by(_r.created_at, _r.id)
 _ADD_RETURNED = (
     update(payment_funding)
@@ -147,15 +152,19 @@ def insert_refund(conn: Connection, payment_id: str, refund: RefundRecord, curre
 def get(conn: Connection, payment_id: str, *, for_update: bool = False) -> Payment | None:
     """A payment with its funding lines and refunds; ``for_update`` locks its row (PostgreSQL)."""
     locked = for_update and conn.dialect.name == "postgresql"
-    row = conn.execute(_GET_LOCKED if locked else _GET, {"id": payment_id}).first()
-    if row is None:
+    rows = conn.execute(_GET_LOCKED if locked else _GET, {"id": payment_id}).all()
+    if not rows:
         return None
+    row = rows[0]
     funding = _in_source_order(
-        FundingLine(Source(x.source), int(x.amount), int(x.refunded))
-        for x in conn.execute(_FUNDING, {"id": payment_id})
+        FundingLine(Source(x.line_source), int(x.line_amount), int(x.line_back))
+        for x in rows
+        if x.line_source is not None
     )
-    refund_rows = conn.execute(_REFUNDS, {"id": payment_id})
-    made = tuple(RefundRecord(x.id, int(x.amount), x.reason, x.created_at) for x in refund_rows)
+    made: tuple[RefundRecord, ...] = ()
+    if row.refunded:
+        refund_rows = conn.execute(_REFUNDS, {"id": payment_id})
+        made = tuple(RefundRecord(x.id, int(x.amount), x.reason, x.created_at) for x in refund_rows)
     return _payment(row, funding, made)
 
 

@@ -13,9 +13,9 @@ from sqlalchemy import Connection, Engine, event, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from libs.clock import FrozenClock
-from libs.errors import FailedPrecondition
+from libs.errors import Aborted, FailedPrecondition
 from libs.storage import Database
-from services.payments.service.idempotency import IdempotentCalls
+from services.payments.service.idempotency import IdempotentCalls, _lock_key
 from services.payments.store.tables import idempotency_keys
 
 
@@ -126,3 +126,45 @@ async def test_replays_in_a_group_answer_the_first_response(scratch: Database, c
     results = await commit_all(calls, {"r0": writes("r0-again"), "r1": writes("r1-again"), "r2": writes("r2")})
     assert results == ["done r0", "done r1", "done r2"]
     assert await names(scratch) == ["r0", "r1", "r2"]
+
+
+async def test_a_group_looks_keys_up_inside_its_transaction(scratch: Database, clock: FrozenClock) -> None:
+    """Calls sent without a read first (PostgreSQL's way) in one group: a key committed
+    before is replayed from the group's own lookup, the new ones commit.
+    """
+    calls = IdempotentCalls(scratch, clock, timedelta(hours=24))
+    await calls.run_once("svc:Op", "q0", "hash-q0", writes("q0"))
+    ran: list[str] = []
+
+    def tracked(name: str) -> Callable[[Connection], str]:
+        def effect(conn: Connection) -> str:
+            ran.append(name)
+            return writes(name)(conn)
+
+        return effect
+
+    results = await asyncio.gather(
+        *(calls.run_once("svc:Op", k, f"hash-{k}", tracked(f"{k}-now")) for k in ("q0", "q1", "q2"))
+    )
+    assert results == [("done q0", False), ("done q1-now", True), ("done q2-now", True)]
+    assert await names(scratch) == ["q0", "q1-now", "q2-now"]
+    assert ran == ["q1-now", "q2-now"]  # found in the lookup: q0's effect never ran, not even to roll back
+
+
+async def test_a_key_held_by_another_transaction_is_refused_in_a_group(scratch: Database, clock: FrozenClock) -> None:
+    """PostgreSQL: while another process's transaction holds a key's advisory lock, the call
+    with that key in a group answers ABORTED (in flight); the group's other calls commit.
+    """
+    if scratch.dialect != "postgresql":
+        pytest.skip("PostgreSQL only: across processes a key is held by an advisory lock")
+    calls = IdempotentCalls(scratch, clock, timedelta(hours=24))
+    async with scratch.engine.connect() as other, other.begin():
+        await other.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key("svc:Op", "held")})
+        results = await asyncio.gather(
+            *(calls.run_once("svc:Op", k, f"hash-{k}", writes(k)) for k in ("free1", "held", "free2")),
+            return_exceptions=True,
+        )
+    assert isinstance(results[1], Aborted)
+    assert results[1].reason == "IDEMPOTENCY_KEY_IN_FLIGHT"
+    assert [results[0], results[2]] == [("done free1", True), ("done free2", True)]
+    assert await names(scratch) == ["free1", "free2"]
