@@ -55,6 +55,8 @@ _LookedUp = tuple[bool, IdempotencyRecord | None]
 _Outcome = tuple[str, bool] | DomainError
 # Calls committed together at most; a group runs inline on the event loop on SQLite.
 GROUP_COMMIT_MAX = 64
+# After a group failed on a refused call, this many groups give each call a savepoint.
+CAREFUL_GROUPS = 20
 
 
 def _in_flight(key: str) -> Aborted:
@@ -81,6 +83,8 @@ class IdempotentCalls:
         self._clock = clock
         self._retention = retention
         self._running: set[tuple[str, str]] = set()
+        # Groups still to run with a savepoint per call (see `_commit`).
+        self._careful_groups = 0
         # Concurrent calls share write transactions (see `_commit`).
         self._group: Grouped[_Commit, _Outcome] = Grouped(
             self._commit_group, self._commit_alone, max_size=GROUP_COMMIT_MAX, settle=8, name="payments-commit"
@@ -148,13 +152,16 @@ class IdempotentCalls:
     async def _commit(self, scope: str, key: str, fingerprint: str, effect: SyncEffect) -> tuple[str, bool]:
         """The effect, its idempotency record and its response in one transaction.
 
-        Group commit: the calls that reach their transaction together share one, each in
-        a savepoint of its own, so a call refused (not enough money, an illegal
-        transition) undoes only itself and answers its own error while the others
-        commit. BEGIN, COMMIT, the connection checkout, and the statements writing the
-        calls' idempotency records and events (`gather_late`) are paid once per group. A
-        group that fails as a whole (a deadlock, a duplicate key from another process)
-        runs again call by call. One group at a time runs per process: on SQLite there is
+        Group commit: the calls that reach their transaction together share one. BEGIN,
+        COMMIT, the connection checkout, and the statements writing the calls'
+        idempotency records and events (`gather_late`) are paid once per group. A group
+        that fails as a whole (a refused call, a deadlock, a duplicate key from another
+        process) runs again call by call, so every call gets exactly its own answer and
+        nothing of a refused one is kept. Refusals (not enough money, an illegal
+        transition) are rare, so a group runs without savepoints, which cost two round
+        trips per call on PostgreSQL; once one was refused, the next `CAREFUL_GROUPS`
+        give each call a savepoint, so that a refused call undoes only itself while the
+        others commit. One group at a time runs per process: on SQLite there is
         one writer anyway; on PostgreSQL a call's balances move at the end of its own
         savepoint (later calls of the group may read them), so two groups could lock
         accounts in different orders and deadlock each other, and a hot account's row,
@@ -189,6 +196,9 @@ class IdempotentCalls:
         return await retry_conflicts(lambda: self._db.write_sync(lambda conn: self._apply(conn, call)))
 
     async def _commit_group(self, calls: Sequence[_Commit]) -> list[_Outcome]:
+        careful = self._careful_groups > 0
+        self._careful_groups -= careful
+
         def body(conn: Connection) -> list[_Outcome]:
             outcomes: list[_Outcome] = []
             looked_up: list[_LookedUp | None] = [None] * len(calls)
@@ -199,6 +209,10 @@ class IdempotentCalls:
             # The group's unit: its calls' records and events are written once, at its end.
             with late_steps(conn):
                 for call, found in zip(calls, looked_up, strict=True):
+                    if not careful:
+                        # A refusal fails the group, and each call then runs alone.
+                        outcomes.append(self._apply(conn, call, found))
+                        continue
                     try:
                         with conn.begin_nested():
                             outcomes.append(self._apply(conn, call, found))
@@ -206,7 +220,12 @@ class IdempotentCalls:
                         outcomes.append(exc)
             return outcomes
 
-        return await self._db.write_sync(body)
+        try:
+            return await self._db.write_sync(body)
+        except DomainError:
+            # Calls are being refused: give the next groups a savepoint per call.
+            self._careful_groups = CAREFUL_GROUPS
+            raise
 
     async def _stored(self, scope: str, key: str, fingerprint: str) -> str | None:
         # A replay is the common repeat: answer it without taking the write lock.

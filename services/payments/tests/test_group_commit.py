@@ -168,3 +168,31 @@ async def test_a_key_held_by_another_transaction_is_refused_in_a_group(scratch: 
     assert results[1].reason == "IDEMPOTENCY_KEY_IN_FLIGHT"
     assert [results[0], results[2]] == [("done free1", True), ("done free2", True)]
     assert await names(scratch) == ["free1", "free2"]
+
+
+async def test_groups_take_savepoints_only_after_a_refusal(scratch: Database, clock: FrozenClock) -> None:
+    """A group runs its calls without savepoints; a refused call fails it and each call runs
+    alone (the refused one answers its error, nothing of it is kept); the groups after that
+    give each call a savepoint.
+    """
+    calls = IdempotentCalls(scratch, clock, timedelta(hours=24))
+    savepoints = 0
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        nonlocal savepoints
+        savepoints += statement.startswith("SAVEPOINT")
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        await commit_all(calls, {f"a{i}": writes(f"a{i}") for i in range(10)})
+        before_refusal = savepoints
+        refused = FailedPrecondition("no", reason="NOPE")
+        results = await commit_all(calls, {f"b{i}": writes(f"b{i}", then=refused if i == 1 else None) for i in range(4)})
+        after = savepoints
+        await commit_all(calls, {f"c{i}": writes(f"c{i}") for i in range(10)})
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert before_refusal == 0
+    assert results[1] is refused
+    assert await names(scratch) == sorted([f"a{i}" for i in range(10)] + ["b0", "b2", "b3"] + [f"c{i}" for i in range(10)])
+    assert savepoints > after
