@@ -131,10 +131,10 @@ def run_marketing(workdir: Path, plan: MarketingPlan) -> MarketingOutcome:
     with ServerProcess("id", workdir / "marketing-id") as id_server:
         info = id_server.info
         secret = info["payments_secret"]
-        payments_args = ("--id-port", str(id_server.port), "--payments-secret", secret, "--buyers", "0")
+        payments_args = ("--id-port", str(id_server.port), f"--payments-secret={secret}", "--buyers", "0")
         with ServerProcess("payments", workdir / "marketing-payments", args=payments_args) as payments:
             marketing_args = (
-                *("--id-port", str(id_server.port), "--marketing-secret", info["marketing_secret"]),
+                *("--id-port", str(id_server.port), f"--marketing-secret={info['marketing_secret']}"),
                 *("--payments-target", f"127.0.0.1:{payments.port}", "--worker-interval", str(plan.worker_interval)),
             )
             with ServerProcess("marketing", workdir / "marketing", args=marketing_args) as marketing:

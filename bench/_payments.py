@@ -145,7 +145,7 @@ def run_payments(workdir: Path, plan: PaymentsPlan) -> PaymentsOutcome:
     outcome = PaymentsOutcome(plan)
     with ServerProcess("id", workdir / "payments-id") as id_server:
         info = id_server.info
-        tns_args = ("--id-port", str(id_server.port), "--tns-secret", info["tns_secret"])
+        tns_args = ("--id-port", str(id_server.port), f"--tns-secret={info['tns_secret']}")
         with ServerProcess("tns", workdir / "payments-tns", args=tns_args) as tns:
             token = asyncio.run(_bench_token(id_server.port, info["client_id"], info["client_secret"]))
             stack = _Stack(workdir, id_server, tns, token, outcome)
@@ -181,7 +181,7 @@ class _Stack:
         """Start payments on ``database_url``, check one payment, load it, verify it."""
         plan = self.outcome.plan
         args = (
-            *("--id-port", str(self.id_server.port), "--payments-secret", self.id_server.info["payments_secret"]),
+            *("--id-port", str(self.id_server.port), f"--payments-secret={self.id_server.info['payments_secret']}"),
             *("--tns-target", f"127.0.0.1:{self.tns.port}" if scenario.risk else ""),
             *("--database-url", database_url, "--buyers", str(plan.buyers), "--cash", str(plan.cash)),
         )

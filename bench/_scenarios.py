@@ -264,7 +264,7 @@ class Runner:
         print("[4/4] TnS moderation decisions (rules + model, full interceptor stack)", flush=True)
         with ServerProcess("id", self.workdir / "tns-id") as id_server:
             secret = id_server.info["tns_secret"]
-            args = ("--id-port", str(id_server.port), "--tns-secret", secret)
+            args = ("--id-port", str(id_server.port), f"--tns-secret={secret}")
             with ServerProcess("tns", self.workdir / "tns", args=args) as tns:
                 token_request = oauth_service_pb2.TokenRequest(
                     grant_type="client_credentials",
