@@ -45,7 +45,9 @@ class Grouped(Generic[T, R]):
     than that runs alone). Before taking a group the drainer sleeps ``gather`` seconds
     (when commits are cheap, so requests already on their way join), and after each
     group it yields to the event loop ``settle`` times (when a group runs synchronously
-    on the loop, so requests whose handlers it held up reach the queue first).
+    on the loop, so requests whose handlers it held up reach the queue first). Groups
+    run one at a time unless ``parallel`` says more may (a new group then starts while
+    the others run, when items wait and every running drainer is busy).
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class Grouped(Generic[T, R]):
         max_size: int = 500,
         gather: float = 0.0,
         settle: int = 0,
+        parallel: Callable[[], int] = lambda: 1,
         name: str = "group-commit",
     ) -> None:
         self._run_group = run_group
@@ -63,16 +66,23 @@ class Grouped(Generic[T, R]):
         self._max_size = max_size
         self._gather = gather
         self._settle = settle
+        self._parallel = parallel
         self._name = name
         self._queue: list[_Waiting[T, R]] = []
-        self._drainer: asyncio.Task[None] | None = None
+        self._drainers: set[asyncio.Task[None]] = set()
+        self._busy = 0
 
     async def submit(self, item: T, size: int = 1) -> R:
         """Run ``item`` in the next group; returns its result or raises its error."""
         waiting: _Waiting[T, R] = _Waiting(item, size)
         self._queue.append(waiting)
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.create_task(self._drain(), name=self._name)
+        # A drainer between groups takes it; while each runs a group, up to ``parallel()``
+        # groups run at once (asked at each start: it may change with the load).
+        running = sum(not d.done() for d in self._drainers)
+        if running == self._busy and running < max(1, self._parallel()):
+            drainer = asyncio.create_task(self._drain(), name=self._name)
+            self._drainers.add(drainer)
+            drainer.add_done_callback(self._drainers.discard)
         # Shielded: a caller giving up does not cancel the group the others wait on.
         return await asyncio.shield(waiting.answer)
 
@@ -82,8 +92,14 @@ class Grouped(Generic[T, R]):
             while self._queue:
                 if self._gather:
                     await asyncio.sleep(self._gather)
+                if not self._queue:
+                    break  # another drainer took them
                 group = self._take()
-                await self._run(group)
+                self._busy += 1
+                try:
+                    await self._run(group)
+                finally:
+                    self._busy -= 1
                 group = []
                 for _ in range(self._settle):
                     await asyncio.sleep(0)

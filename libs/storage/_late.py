@@ -20,7 +20,9 @@ written by one ``flush(conn, items)`` at the end of the outermost unit, so a gro
 calls pays one statement per key instead of one per call. They take no contended lock,
 so they are written before the late steps (or among the last ones, with ``last=True``).
 An inner unit that ends without an error hands its gathered items to the unit around
-it; one that raises drops them, as its savepoint drops its rows.
+it; one that raises drops them, as its savepoint drops its rows. A statement that must
+see a key's items (a balance read, after balance moves were gathered) calls
+``settle_late(conn, key)`` first, which writes the items so far.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ _KEY = "furima_late_steps"
 
 @dataclass
 class _Unit:
+    outer: _Unit | None = None
     late: list[Step] = field(default_factory=list)
     # The last steps and, at the place of its first item, each gathered key of the last.
     last: list[Step | str] = field(default_factory=list)
@@ -60,7 +63,8 @@ class _Unit:
                 entry(conn)
             elif gathered:
                 items, flush, _ = self.gathered[entry]
-                flush(conn, items)
+                if items:  # none when `settle_late` wrote them already
+                    flush(conn, items)
 
 
 @contextmanager
@@ -73,7 +77,7 @@ def late_steps(conn: Connection) -> Iterator[None]:
     back, as for any statement).
     """
     outer: _Unit | None = conn.info.get(_KEY)
-    unit = _Unit()
+    unit = _Unit(outer)
     conn.info[_KEY] = unit
     try:
         yield
@@ -113,3 +117,28 @@ def gather_late(conn: Connection, key: str, item: Any, flush: Flush, *, last: bo
         flush(conn, [item])
         return
     unit.gather(key, [item], flush, last)
+
+
+def settle_late(conn: Connection, key: str) -> None:
+    """Write the items of ``key`` gathered so far, now: a statement about to read what
+    they write (a balance) must see them. The enclosing units' items go first (earlier
+    calls of a group), then this unit's.
+
+    Items of an enclosing unit may only be written where no savepoint can roll them back
+    on its own (that savepoint would lose them): a group that gives each call a savepoint
+    opens no unit around the calls. Settling them inside a savepoint is refused.
+    """
+    chain: list[_Unit] = []
+    unit: _Unit | None = conn.info.get(_KEY)
+    while unit is not None:
+        chain.append(unit)
+        unit = unit.outer
+    for n, unit in enumerate(reversed(chain)):
+        found = unit.gathered.get(key)
+        if found is None or not found[0]:
+            continue
+        items, flush, _ = found
+        if n < len(chain) - 1 and conn.in_nested_transaction():
+            raise RuntimeError(f"settling {key!r} items of an enclosing unit inside a savepoint could lose them")
+        flush(conn, list(items))
+        items.clear()

@@ -107,3 +107,50 @@ async def test_a_caller_giving_up_does_not_cancel_the_others() -> None:
     await blocker
     assert await stayer == "S"
     assert recorder.groups == [["q", "s"]]  # the group ran, the quitter's work with it
+
+
+async def test_with_parallel_groups_a_new_group_starts_while_the_others_run() -> None:
+    """parallel=2: requests arriving while one group waits start a second group at once;
+    a third batch waits for one of them, and nothing is lost or answered twice.
+    """
+    recorder = Recorder()
+    running = 0
+    most = 0
+
+    async def group(requests: Sequence[str]) -> list[str]:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            return await recorder.group(requests)
+        finally:
+            running -= 1
+
+    commit: Grouped[str, str] = Grouped(group, None, max_size=10, parallel=lambda: 2)
+    recorder.gate.clear()
+    first = asyncio.create_task(commit.submit("a"))
+    await asyncio.sleep(0)
+    second = [asyncio.create_task(commit.submit(name)) for name in ("b", "c")]
+    await asyncio.sleep(0)
+    third = [asyncio.create_task(commit.submit(name)) for name in ("d", "e")]
+    await asyncio.sleep(0)
+    assert running == 2  # "a", and "b, c" in a second group; "d, e" wait for one of them
+    recorder.gate.set()
+    assert await asyncio.gather(first, *second, *third) == ["A", "B", "C", "D", "E"]
+    assert most == 2
+    assert sorted(r for g in recorder.groups for r in g) == ["a", "b", "c", "d", "e"]
+    assert len(recorder.groups) == 3
+
+
+async def test_one_group_at_a_time_by_default() -> None:
+    """Without parallel, requests wait for the running group and share the next one."""
+    recorder = Recorder()
+    commit: Grouped[str, str] = Grouped(recorder.group, None, max_size=10)
+    recorder.gate.clear()
+    tasks = [asyncio.create_task(commit.submit("a"))]
+    await asyncio.sleep(0)
+    tasks += [asyncio.create_task(commit.submit(name)) for name in ("b", "c")]
+    await asyncio.sleep(0)
+    recorder.gate.set()
+    assert await asyncio.gather(*tasks) == ["A", "B", "C"]
+    assert recorder.groups == [["a"], ["b", "c"]]

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import pytest
 from sqlalchemy import Connection, text
 
-from libs.storage import Database, gather_late, late_steps, run_late
+from libs.storage import Database, gather_late, late_steps, run_late, settle_late
 
 
 @pytest.fixture
@@ -172,3 +172,37 @@ async def test_gathered_outside_a_unit_is_written_at_once(db: Database) -> None:
 
     await db.write_sync(body)
     assert await _rows(db) == ["alone", "after"]
+
+
+async def test_settling_writes_the_items_so_far_earlier_units_first(db: Database) -> None:
+    """settle_late writes a key's pending items now (the enclosing unit's, then this one's)
+    for a read that must see them; the unit's end writes only what came after.
+    """
+
+    def body(conn: Connection) -> None:
+        with late_steps(conn):
+            with late_steps(conn):
+                gather_late(conn, "moves", "call 1", _log_all)
+            with late_steps(conn):
+                gather_late(conn, "moves", "call 2", _log_all)
+                settle_late(conn, "moves")
+                _log("read")(conn)
+                gather_late(conn, "moves", "call 2 again", _log_all)
+            with late_steps(conn):
+                gather_late(conn, "moves", "call 3", _log_all)
+
+    await db.write_sync(body)
+    assert await _rows(db) == ["call 1", "call 2", "read", "call 2 again+call 3"]
+
+
+async def test_settling_an_enclosing_unit_s_items_inside_a_savepoint_is_refused(db: Database) -> None:
+    """A savepoint rolled back after settling would lose the enclosing unit's items: refused."""
+
+    def body(conn: Connection) -> None:
+        with late_steps(conn):
+            gather_late(conn, "moves", "earlier call", _log_all)
+            with conn.begin_nested(), late_steps(conn):
+                settle_late(conn, "moves")
+
+    with pytest.raises(RuntimeError, match="inside a savepoint"):
+        await db.write_sync(body)

@@ -57,6 +57,8 @@ _Outcome = tuple[str, bool] | DomainError
 GROUP_COMMIT_MAX = 64
 # After a group failed on a refused call, this many groups give each call a savepoint.
 CAREFUL_GROUPS = 20
+# Groups in flight at once on PostgreSQL: while one waits for the database, another runs.
+POSTGRES_GROUPS_AT_ONCE = 2
 
 
 def _in_flight(key: str) -> Aborted:
@@ -87,7 +89,12 @@ class IdempotentCalls:
         self._careful_groups = 0
         # Concurrent calls share write transactions (see `_commit`).
         self._group: Grouped[_Commit, _Outcome] = Grouped(
-            self._commit_group, self._commit_alone, max_size=GROUP_COMMIT_MAX, settle=8, name="payments-commit"
+            self._commit_group,
+            self._commit_alone,
+            max_size=GROUP_COMMIT_MAX,
+            settle=8,
+            parallel=self._groups_at_once,
+            name="payments-commit",
         )
 
     async def run(self, scope: str, key: str, fingerprint: str, effect: Effect) -> str:
@@ -154,18 +161,21 @@ class IdempotentCalls:
 
         Group commit: the calls that reach their transaction together share one. BEGIN,
         COMMIT, the connection checkout, and the statements writing the calls'
-        idempotency records and events (`gather_late`) are paid once per group. A group
-        that fails as a whole (a refused call, a deadlock, a duplicate key from another
-        process) runs again call by call, so every call gets exactly its own answer and
-        nothing of a refused one is kept. Refusals (not enough money, an illegal
-        transition) are rare, so a group runs without savepoints, which cost two round
-        trips per call on PostgreSQL; once one was refused, the next `CAREFUL_GROUPS`
-        give each call a savepoint, so that a refused call undoes only itself while the
-        others commit. One group at a time runs per process: on SQLite there is
-        one writer anyway; on PostgreSQL a call's balances move at the end of its own
-        savepoint (later calls of the group may read them), so two groups could lock
-        accounts in different orders and deadlock each other, and a hot account's row,
-        locked by one group's call, would make the next group wait anyway.
+        idempotency records, events and (on PostgreSQL) balance moves (`gather_late`)
+        are paid once per group. A group that fails as a whole (a refused call, a
+        deadlock, a duplicate key from another process) runs again call by call, so every
+        call gets exactly its own answer and nothing of a refused one is kept. Refusals
+        (not enough money, an illegal transition) are rare, so a group runs without
+        savepoints, which cost two round trips per call on PostgreSQL; once one was
+        refused, the next `CAREFUL_GROUPS` give each call a savepoint, so that a refused
+        call undoes only itself while the others commit.
+
+        On SQLite one group runs at a time (one writer). On PostgreSQL up to
+        `POSTGRES_GROUPS_AT_ONCE` do: a group's balance moves are one statement that locks
+        its accounts in id order, so groups never deadlock on balances, and the hot rows
+        (a seller's proceeds, escrow) are held for that statement and the commit only.
+        Savepoint groups move balances call by call, in no one order: while they run,
+        one group at a time.
         """
         if self._db.in_transaction():
             # The group needs the writer this task holds: it would wait forever.
@@ -174,6 +184,12 @@ class IdempotentCalls:
         if isinstance(outcome, DomainError):
             raise outcome
         return outcome
+
+    def _groups_at_once(self) -> int:
+        # SQLite has one writer; savepoint groups move balances call by call, in no one order.
+        if self._db.dialect != "postgresql" or self._careful_groups:
+            return 1
+        return POSTGRES_GROUPS_AT_ONCE
 
     def _apply(self, conn: Connection, call: _Commit, looked_up: _LookedUp | None = None) -> tuple[str, bool]:
         if looked_up is None:
@@ -206,18 +222,22 @@ class IdempotentCalls:
                 # Every call's lock and record in one round trip instead of two each.
                 wanted = [(c.scope, c.key, _lock_key(c.scope, c.key)) for c in calls]
                 looked_up = list(idempotency_repo.lock_and_get(conn, wanted))
-            # The group's unit: its calls' records and events are written once, at its end.
-            with late_steps(conn):
+            if careful:
+                # Each call in a savepoint, its rows, records, event and balance moves
+                # written within it (a unit around the calls would hold some of them
+                # past a savepoint that may roll back).
                 for call, found in zip(calls, looked_up, strict=True):
-                    if not careful:
-                        # A refusal fails the group, and each call then runs alone.
-                        outcomes.append(self._apply(conn, call, found))
-                        continue
                     try:
                         with conn.begin_nested():
                             outcomes.append(self._apply(conn, call, found))
                     except DomainError as exc:
                         outcomes.append(exc)
+                return outcomes
+            # The group's unit: its calls' records, events and balance moves are written
+            # once each, at its end. A refusal fails the group; each call then runs alone.
+            with late_steps(conn):
+                for call, found in zip(calls, looked_up, strict=True):
+                    outcomes.append(self._apply(conn, call, found))
             return outcomes
 
         try:

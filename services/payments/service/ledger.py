@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from libs.clock import Clock
 from libs.errors import FailedPrecondition, NotFound
 from libs.ids import new_ulid
-from libs.storage import Database, Transaction, run_late
+from libs.storage import Database, Transaction, gather_late
 from services.payments.domain.accounts import USER_KINDS
 from services.payments.domain.transfers import (
     PLATFORM_INITIATED,
@@ -56,11 +57,15 @@ class Ledger:
         transfer_id = new_ulid("trf_")
         if conn.dialect.name == "postgresql":
             # Round trips are what a transaction costs here: the accounts are opened with
-            # the transfer and its entries in one statement, and the balances move late in
-            # a `late_steps` unit (an idempotent call), so their row locks (a hot seller's
-            # proceeds) are held for the fewest round trips.
+            # the transfer and its entries in one statement, and the balances move at the
+            # end of the `late_steps` unit (an idempotent call, or a group of them), all of
+            # its transfers' moves in one statement, just before its event: their row
+            # locks (a hot seller's proceeds) are held for the fewest round trips, and
+            # taken in account-id order, so concurrent groups never deadlock on them. A
+            # read of balances in the transaction applies them first (`settle_moves`).
             ledger_repo.open_and_insert_transfer(conn, transfer_id, draft, now)
-            run_late(conn, lambda c: self._move_balances_at_once(c, draft))
+            moves = [(leg.account.account_id, leg.amount) for leg in draft.legs]
+            gather_late(conn, accounts_repo.PENDING_MOVES, moves, _move_balances_at_once, last=True)
         else:
             # SQLite: statements cost microseconds and there is one writer; the accounts
             # this process knows are not opened again.
@@ -68,16 +73,6 @@ class Ledger:
             self._move_balances(conn, draft, now)
             ledger_repo.insert_transfer(conn, transfer_id, draft, now)
         return PostedTransfer(transfer_id, now)
-
-    def _move_balances_at_once(self, conn: Connection, draft: TransferDraft) -> None:
-        # PostgreSQL (the accounts were opened with the transfer): one statement.
-        moved = accounts_repo.add_to_balances(conn, [(leg.account.account_id, leg.amount) for leg in draft.legs])
-        for leg in sorted(draft.legs, key=lambda leg: leg.account.account_id):
-            if leg.account.account_id not in moved:
-                raise InsufficientFunds(
-                    f"{leg.account.account_id} has not enough funds",
-                    metadata={"account_id": leg.account.account_id},
-                )
 
     def _move_balances(self, conn: Connection, draft: TransferDraft, now: datetime) -> None:
         # One lock order for every transfer, so two transfers never deadlock on PostgreSQL.
@@ -143,3 +138,18 @@ class Ledger:
             sums = await ledger_repo.currency_sums(conn)
             unbalanced = await ledger_repo.unbalanced_transfers(conn)
         return report(rows, sums, unbalanced)
+
+
+def _move_balances_at_once(conn: Connection, transfers: Sequence[list[tuple[str, int]]]) -> None:
+    """PostgreSQL: the legs of several transfers, summed per account, in one statement;
+    INSUFFICIENT_FUNDS when one account would cross its floor (the transaction, or the
+    group of calls, rolls back).
+    """
+    total: dict[str, int] = {}
+    for legs in transfers:
+        for account_id, amount in legs:
+            total[account_id] = total.get(account_id, 0) + amount
+    moved = accounts_repo.add_to_balances(conn, list(total.items()))
+    for account_id in sorted(total):
+        if account_id not in moved:
+            raise InsufficientFunds(f"{account_id} has not enough funds", metadata={"account_id": account_id})

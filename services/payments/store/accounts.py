@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Row, bindparam, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from libs.storage import settle_late
 from services.payments.domain.accounts import Account, AccountKind
 from services.payments.store.tables import accounts
 
@@ -93,6 +94,17 @@ _ADD_ALL = text(
 )
 
 
+# PostgreSQL: the balance moves of a unit's transfers wait under this key (see
+# `Ledger.post`) and go in one statement at its end; a read of balances in the same
+# transaction settles them first (`settle_moves`).
+PENDING_MOVES = "accounts.pending_moves"
+
+
+def settle_moves(conn: Connection) -> None:
+    """Apply the transaction's pending balance moves now, so that a read sees them."""
+    settle_late(conn, PENDING_MOVES)
+
+
 def add_to_balances(conn: Connection, moves: Sequence[tuple[str, int]]) -> set[str]:
     """PostgreSQL: move several accounts' balances (distinct ids) in one statement, each
     unless that crosses its floor. Returns the ids moved; a refused or missing account is
@@ -133,6 +145,7 @@ def balances_of(conn: Connection, account_ids: Sequence[str], *, lock: bool = Fa
     """
     if not account_ids:
         return {}
+    settle_moves(conn)
     query = select(_a.id, _a.balance).where(_a.id.in_(sorted(set(account_ids))))
     if lock and conn.dialect.name == "postgresql":
         query = query.order_by(_a.id).with_for_update()

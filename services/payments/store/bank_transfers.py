@@ -18,6 +18,7 @@ from libs.storage import Database
 from services.payments.domain.accounts import AccountKind, account_id
 from services.payments.domain.bank import BankTransfer, BankTransferKind, BankTransferStatus, check_transition
 from services.payments.domain.reconciliation import ClearingMovement, FlowRecord
+from services.payments.store.accounts import settle_moves
 from services.payments.store.tables import accounts, bank_transfers, entries, transfers
 
 _b = bank_transfers.c
@@ -150,6 +151,7 @@ def credit_balance(conn: Connection, user_id: str, currency: str) -> int:
     """The user's credit balance (negative while used), locked until the transaction ends on
     PostgreSQL so the repayment split cannot be overtaken (SQLite has one writer anyway).
     """
+    settle_moves(conn)
     query = select(accounts.c.balance).where(accounts.c.id == account_id(user_id, AccountKind.CREDIT, currency))
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()

@@ -9,6 +9,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.payments.domain.credit import CreditEntry
+from services.payments.store.accounts import settle_moves
 from services.payments.store.tables import accounts, credit_lines, entries, transfers
 
 
@@ -20,6 +21,7 @@ def move_floor(conn: Connection, account_id: str, floor: int) -> int | None:
     wait and re-check the guard on the committed balance, so a purchase and a lowered limit
     never both win past the new floor.
     """
+    settle_moves(conn)
     stmt = (
         update(accounts)
         .where(and_(accounts.c.id == account_id, accounts.c.balance >= floor))
@@ -55,6 +57,7 @@ def limit_of(conn: Connection, user_id: str, currency: str) -> tuple[int, dateti
 
 def balance_of(conn: Connection, account_id: str) -> int:
     """An account's balance (0 when it is not open)."""
+    settle_moves(conn)
     value = conn.scalar(select(accounts.c.balance).where(accounts.c.id == account_id))
     return 0 if value is None else int(value)
 
@@ -64,6 +67,7 @@ def lock_balances(conn: Connection, account_ids: list[str]) -> dict[str, int]:
     PostgreSQL in account-id order (the ledger's lock order, so no deadlock) until the
     transaction ends; SQLite's single writer needs no lock.
     """
+    settle_moves(conn)
     a = accounts.c
     query = select(a.id, a.balance).where(a.id.in_(sorted(set(account_ids)))).order_by(a.id)
     if conn.dialect.name == "postgresql":

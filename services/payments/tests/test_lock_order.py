@@ -4,15 +4,16 @@ event run last; on PostgreSQL an existing account is never waited for while open
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.exc import DBAPIError
 
 from libs.clock import FrozenClock
-from libs.storage import Database
+from libs.storage import Database, late_steps
 from services.payments.config import PaymentsConfig
 from services.payments.container import PaymentsContainer, assemble
 from services.payments.domain.accounts import AccountKind, user_account
@@ -102,3 +103,57 @@ async def test_one_statement_moves_every_leg_or_reports_the_refused_ones(c: Paym
         )
         assert moved == {cash.account_id, BANK.account_id}
         await conn.rollback()  # balances without their entries: never kept
+
+
+async def test_a_balance_read_in_the_unit_sees_its_pending_moves(c: PaymentsContainer, db: Database) -> None:
+    """On PostgreSQL a transfer's balance moves wait for the end of the unit; a read of
+    balances inside it (a credit repayment's split) applies them first, and they are not
+    applied twice at the end.
+    """
+    await top_up(c, "usr_buyer", 500)
+    cash = user_account("usr_buyer", AccountKind.CASH, "JPY")
+
+    def body(conn: Connection) -> dict[str, int]:
+        with late_steps(conn):
+            c.ledger.post(conn, TransferDraft("spend", (Leg(cash, -200), Leg(SALES, 200))))
+            seen = accounts_repo.balances_of(conn, [cash.account_id, SALES.account_id], lock=True)
+            c.ledger.post(conn, TransferDraft("spend", (Leg(cash, -100), Leg(SALES, 100))))
+        return seen
+
+    seen = await db.write_sync(body)
+    assert seen == {cash.account_id: 300, SALES.account_id: 200}
+    async with db.read() as conn:
+        after = await conn.run_sync(lambda sync: accounts_repo.balances_of(sync, [cash.account_id, SALES.account_id]))
+    assert after == {cash.account_id: 200, SALES.account_id: 300}
+
+
+async def test_a_group_moves_every_call_s_balances_in_one_statement(c: PaymentsContainer, db: Database) -> None:
+    """Calls committed together on PostgreSQL: one balance statement for the whole group,
+    after the records and before the events; each call's money still lands.
+    """
+    if db.dialect != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite moves one leg per statement")
+    await top_up(c, "usr_buyer", 1_000)
+    cash = user_account("usr_buyer", AccountKind.CASH, "JPY")
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(" ".join(statement.split())[:40])
+
+    def pay(amount: int) -> Callable[[Connection], str]:
+        def effect(conn: Connection) -> str:
+            return c.ledger.post(conn, TransferDraft("sale", (Leg(cash, -amount), Leg(SALES, amount)))).transfer_id
+
+        return effect
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        await asyncio.gather(*(c.calls.run_once("svc:Pay", f"p{n}", f"h{n}", pay(100)) for n in range(5)))
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    moves = [s for s in statements if s.startswith("WITH moves")]
+    assert len(moves) < 5, statements
+    assert len(moves) == sum(s.startswith("INSERT INTO idempotency_keys") for s in statements)
+    async with db.read() as conn:
+        after = await conn.run_sync(lambda sync: accounts_repo.balances_of(sync, [cash.account_id, SALES.account_id]))
+    assert after == {cash.account_id: 500, SALES.account_id: 500}
