@@ -14,6 +14,7 @@ record (uselessly, but keep the flag for) requests its callers sampled. An expli
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import threading
@@ -124,6 +125,13 @@ def inject_context(metadata: MutableSequence[tuple[str, str]] | MutableSequence[
     metadata.extend(injected)
 
 
+@functools.cache
+def _client_tracer() -> trace.Tracer:
+    # Built once: get_tracer makes a new tracer on every call (a hot path). Asked before a
+    # provider is set, it is OpenTelemetry's proxy, which follows the provider once set.
+    return trace.get_tracer(TRACER_NAME)
+
+
 @contextmanager
 def start_client_span(method: str) -> Iterator[trace.Span]:
     """Open a current CLIENT span for an outgoing call; an escaping exception marks it ERROR.
@@ -132,8 +140,7 @@ def start_client_span(method: str) -> Iterator[trace.Span]:
     gRPC error leaving the block also records its status code on the span.
     """
     names = rpc_method(method)
-    tracer = trace.get_tracer(TRACER_NAME)
-    with tracer.start_as_current_span(names.span_name, kind=SpanKind.CLIENT, attributes=names.span_attributes) as span:
+    with _client_tracer().start_as_current_span(names.span_name, kind=SpanKind.CLIENT, attributes=names.span_attributes) as span:
         try:
             yield span
         except grpc.RpcError as error:

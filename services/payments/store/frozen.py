@@ -25,6 +25,9 @@ async def unfreeze(conn: AsyncConnection, user_id: str) -> None:
 
 
 _FROZEN_AMONG = select(frozen_wallets.c.user_id).where(frozen_wallets.c.user_id.in_(bindparam("ids", expanding=True)))
+# One payer is the common case (every payment): a plain equality, where an expanding IN
+# is compiled again for each call.
+_FROZEN_ONE = select(frozen_wallets.c.user_id).where(frozen_wallets.c.user_id == bindparam("id"))
 
 
 def frozen_among(conn: Connection, user_ids: Iterable[str]) -> set[str]:
@@ -32,4 +35,6 @@ def frozen_among(conn: Connection, user_ids: Iterable[str]) -> set[str]:
     wanted = sorted(set(user_ids))
     if not wanted:
         return set()
+    if len(wanted) == 1:
+        return {r[0] for r in conn.execute(_FROZEN_ONE, {"id": wanted[0]})}
     return {r[0] for r in conn.execute(_FROZEN_AMONG, {"ids": wanted})}
