@@ -140,7 +140,8 @@ def start_client_span(method: str) -> Iterator[trace.Span]:
     gRPC error leaving the block also records its status code on the span.
     """
     names = rpc_method(method)
-    with _client_tracer().start_as_current_span(names.span_name, kind=SpanKind.CLIENT, attributes=names.span_attributes) as span:
+    tracer = _client_tracer()
+    with tracer.start_as_current_span(names.span_name, kind=SpanKind.CLIENT, attributes=names.span_attributes) as span:
         try:
             yield span
         except grpc.RpcError as error:
