@@ -42,6 +42,7 @@ _ADD_RETURNED = (
     .where(_f.payment_id == bindparam("id"), _f.source == bindparam("src"))
     .values(refunded=_f.refunded + bindparam("back"))
 )
+# transition's statements, by the columns they set besides the status.
 _TRANSITIONS: dict[tuple[str, ...], Any] = {}
 
 
@@ -126,11 +127,20 @@ def transition(
     """Move a payment from ``expected`` to ``target`` with other column values; False when
     it is no longer in ``expected`` (someone else moved it first).
     """
-    p = payments.c
-    result = conn.execute(
-        update(payments).where(p.id == payment_id, p.status == expected.value).values(status=target.value, **values)
-    )
-    return bool(result.rowcount)
+    columns = tuple(sorted(values))
+    statement = _TRANSITIONS.get(columns)
+    if statement is None:
+        # Built once per set of columns, values bound: a statement built per call costs
+        # SQLAlchemy its construction and cache key every time (a hot path).
+        statement = (
+            update(payments)
+            .where(_p.id == bindparam("payment_id"), _p.status == bindparam("expected"))
+            .values(status=bindparam("target"), **{c: bindparam(f"v_{c}") for c in columns})
+        )
+        _TRANSITIONS[columns] = statement
+    params = {"payment_id": payment_id, "expected": expected.value, "target": target.value}
+    params.update({f"v_{c}": v for c, v in values.items()})
+    return bool(conn.execute(statement, params).rowcount)
 
 
 def insert_refund(conn: Connection, payment_id: str, refund: RefundRecord, currency: str, transfer_id: str) -> None:
