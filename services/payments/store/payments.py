@@ -138,7 +138,7 @@ def transition(
             .values(status=bindparam("target"), **{c: bindparam(f"v_{c}") for c in columns})
         )
         _TRANSITIONS[columns] = statement
-    params = {"payment_id": payment_id, "expected": expected.value, "target": target.value}
+    params: dict[str, object] = {"payment_id": payment_id, "expected": expected.value, "target": target.value}
     params.update({f"v_{c}": v for c, v in values.items()})
     return bool(conn.execute(statement, params).rowcount)
 
