@@ -5,8 +5,9 @@ if and only if the change committed. Its ``sequence`` is the consumers' cursor. 
 PostgreSQL a transaction-scoped advisory lock serializes appends, so sequences become
 visible in commit order and a reader never skips a late-committing lower sequence. Every
 writer takes that lock, so it must be held briefly: the insert takes it in the same
-statement, and inside a `libs.storage.late_steps` unit the insert runs last, just before
-the commit, once for all the unit's events (a group of calls holds it once).
+statement, and inside a `libs.storage.late_steps` unit the insert runs after every other
+gathered statement, just before the commit, once for all the unit's events (a group of
+calls takes it once).
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ class StoredEvent:
     occurred_at: datetime
 
 
+# The rank of events among a unit's last gathered statements (see `gather_late`).
+OUTBOX_RANK = 100
+
+
 class Outbox:
     """Appends events inside a transaction and reads them back in order."""
 
@@ -97,7 +102,8 @@ class Outbox:
         caller calls `notify` once the transaction has committed.
         """
         row = self.row(aggregate_id, payload)
-        gather_late(conn, self._gather_key, row, self.append_rows_sync, last=True)
+        # After every other gathered statement: its lock is the one every writer takes.
+        gather_late(conn, self._gather_key, row, self.append_rows_sync, last=True, rank=OUTBOX_RANK)
         return str(row["event_id"])
 
     def append_rows_sync(self, conn: Connection, rows: Sequence[dict[str, object]]) -> None:

@@ -2,7 +2,7 @@
 
 from libs.storage._database import Database, Transaction, is_postgres
 from libs.storage._group_commit import GroupCommit, Grouped
-from libs.storage._late import gather_late, late_steps, run_late, settle_late
+from libs.storage._late import gather_late, late_steps, settle_late
 from libs.storage._migrations import downgrade, run_migrations_online, upgrade
 from libs.storage._retry import is_conflict, retry_conflicts
 from libs.storage._types import UtcDateTime, big_id
@@ -20,7 +20,6 @@ __all__ = [
     "is_postgres",
     "late_steps",
     "retry_conflicts",
-    "run_late",
     "run_migrations_online",
     "settle_late",
     "upgrade",

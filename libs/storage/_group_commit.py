@@ -90,6 +90,8 @@ class Grouped(Generic[T, R]):
         group: list[_Waiting[T, R]] = []
         try:
             while self._queue:
+                if sum(not d.done() for d in self._drainers) > max(1, self._parallel()):
+                    break  # fewer groups at once now: the others take the queue
                 if self._gather:
                     await asyncio.sleep(self._gather)
                 if not self._queue:

@@ -154,3 +154,35 @@ async def test_one_group_at_a_time_by_default() -> None:
     recorder.gate.set()
     assert await asyncio.gather(*tasks) == ["A", "B", "C"]
     assert recorder.groups == [["a"], ["b", "c"]]
+
+
+async def test_when_parallel_drops_the_extra_groups_stop_after_their_current_one() -> None:
+    """Parallel going from 2 to 1 (payments' careful groups): once the two running groups
+    end, the requests waiting meanwhile run one group at a time.
+    """
+    recorder = Recorder()
+    running = 0
+    most_after_drop = 0
+    allowed = 2
+
+    async def group(requests: Sequence[str]) -> list[str]:
+        nonlocal running, most_after_drop
+        running += 1
+        if allowed == 1 and not requests[0].startswith("first"):
+            most_after_drop = max(most_after_drop, running)
+        try:
+            await asyncio.sleep(0.01)
+            return await recorder.group(requests)
+        finally:
+            running -= 1
+
+    commit: Grouped[str, str] = Grouped(group, None, max_size=1, parallel=lambda: allowed)
+    first = []
+    for i in range(2):  # each arrives while the groups before it run: two groups at once
+        first.append(asyncio.create_task(commit.submit(f"first{i}")))
+        await asyncio.sleep(0.001)
+    assert running == 2
+    allowed = 1
+    later = [asyncio.create_task(commit.submit(f"later{i}")) for i in range(6)]
+    assert await asyncio.gather(*first, *later) == ["FIRST0", "FIRST1"] + [f"LATER{i}" for i in range(6)]
+    assert most_after_drop == 1

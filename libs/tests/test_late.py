@@ -1,4 +1,6 @@
-"""late_steps / run_late: deferred statements run at the end of a unit, in order, or not at all."""
+"""late_steps / gather_late / settle_late: rows gathered in a unit (and the units nested in
+it) are written by one flush per key at the outermost end, in rank order, or not at all.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import pytest
 from sqlalchemy import Connection, text
 
-from libs.storage import Database, gather_late, late_steps, run_late, settle_late
+from libs.storage import Database, gather_late, late_steps, settle_late
 
 
 @pytest.fixture
@@ -15,7 +17,7 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     """A database with a ``log`` table whose rows keep the order they were written in."""
     database = Database(database_url)
     async with database.transaction() as tx:
-        await tx.conn.execute(text("CREATE TABLE log (n INTEGER PRIMARY KEY, what VARCHAR(20))"))
+        await tx.conn.execute(text("CREATE TABLE log (n INTEGER PRIMARY KEY, what VARCHAR(40))"))
     yield database
     await database.dispose()
 
@@ -27,143 +29,35 @@ def _log(what: str) -> Callable[[Connection], None]:
     return step
 
 
-async def _rows(db: Database) -> list[str]:
-    async with db.read() as conn:
-        return [r[0] for r in (await conn.execute(text("SELECT what FROM log ORDER BY n"))).all()]
-
-
-async def test_late_steps_run_after_the_unit_in_order_and_last_ones_at_the_very_end(db: Database) -> None:
-    """Inside a unit: the body first, then late steps in the order they came, then the last ones."""
-
-    def body(conn: Connection) -> None:
-        with late_steps(conn):
-            run_late(conn, _log("event"), last=True)
-            run_late(conn, _log("balance 1"))
-            _log("insert")(conn)
-            run_late(conn, _log("balance 2"))
-        assert "furima_late_steps" not in conn.info  # nothing left on the pooled connection
-
-    await db.write_sync(body)
-    assert await _rows(db) == ["insert", "balance 1", "balance 2", "event"]
-
-
-async def test_outside_a_unit_a_step_runs_at_once(db: Database) -> None:
-    """run_late with no unit open is a plain call."""
-
-    def body(conn: Connection) -> None:
-        run_late(conn, _log("now"))
-        _log("after")(conn)
-
-    await db.write_sync(body)
-    assert await _rows(db) == ["now", "after"]
-
-
-async def test_a_unit_that_raises_runs_none_of_its_steps(db: Database) -> None:
-    """An error in the body skips the deferred steps (and the transaction rolls back), and the
-    connection carries no leftover steps into its next transaction.
-    """
-    ran: list[str] = []
-
-    def failing(conn: Connection) -> None:
-        with late_steps(conn):
-            run_late(conn, lambda c: ran.append("late"))
-            raise ValueError("refused")
-
-    with pytest.raises(ValueError, match="refused"):
-        await db.write_sync(failing)
-    await db.write_sync(lambda conn: run_late(conn, _log("next")))
-    assert (ran, await _rows(db)) == ([], ["next"])
-
-
-async def test_a_nested_unit_runs_its_steps_when_it_ends(db: Database) -> None:
-    """A unit inside a unit (a savepoint per call in a group) runs its own steps at its own end."""
-
-    def body(conn: Connection) -> None:
-        with late_steps(conn):
-            run_late(conn, _log("outer late"))
-            with late_steps(conn):
-                run_late(conn, _log("inner late"))
-                _log("inner body")(conn)
-            _log("outer body")(conn)
-
-    await db.write_sync(body)
-    assert await _rows(db) == ["inner body", "inner late", "outer body", "outer late"]
-
-
 def _log_all(conn: Connection, items: Sequence[str]) -> None:
     """One flush of gathered items: records what it was given as one row."""
     _log("+".join(items))(conn)
 
 
-async def test_gathered_items_are_written_by_one_flush_at_the_outermost_end(db: Database) -> None:
-    """Items of one key from nested units (calls of a group) reach one flush, in their place
-    among the outer unit's steps; the inner units' own steps still run at their own end.
+async def _rows(db: Database) -> list[str]:
+    async with db.read() as conn:
+        return [r[0] for r in (await conn.execute(text("SELECT what FROM log ORDER BY n"))).all()]
+
+
+async def test_gathered_rows_are_written_after_the_unit_by_rank(db: Database) -> None:
+    """Inside a unit: the body first, then the plain keys in the order they came, then the
+    last ones by rank, whatever came first; nothing is left on the pooled connection.
     """
 
     def body(conn: Connection) -> None:
         with late_steps(conn):
-            for call in ("a", "b"):
-                with late_steps(conn):
-                    gather_late(conn, "events", f"event {call}", _log_all, last=True)
-                    gather_late(conn, "records", f"record {call}", _log_all)
-                    run_late(conn, _log(f"balance {call}"))
-            run_late(conn, _log("group late"))
-
-    await db.write_sync(body)
-    assert await _rows(db) == [
-        "balance a",
-        "balance b",
-        "record a+record b",
-        "group late",
-        "event a+event b",
-    ]
-
-
-async def test_gathered_items_come_before_the_late_steps_of_their_unit(db: Database) -> None:
-    """In one unit, gathered rows (no contended lock) are written before its late steps
-    (which lock), and last gathered rows in their place among the last steps.
-    """
-
-    def body(conn: Connection) -> None:
-        with late_steps(conn):
-            run_late(conn, _log("balance"))
+            gather_late(conn, "events", "event", _log_all, last=True, rank=1)
+            gather_late(conn, "moves", "move 1", _log_all, last=True)
             gather_late(conn, "records", "record", _log_all)
-            run_late(conn, _log("last step"), last=True)
-            gather_late(conn, "events", "event", _log_all, last=True)
+            _log("insert")(conn)
+            gather_late(conn, "moves", "move 2", _log_all, last=True)
+        assert "furima_late_steps" not in conn.info
 
     await db.write_sync(body)
-    assert await _rows(db) == ["record", "balance", "last step", "event"]
+    assert await _rows(db) == ["insert", "record", "move 1+move 2", "event"]
 
 
-async def test_a_unit_that_raises_drops_its_gathered_items(db: Database) -> None:
-    """An inner unit whose body or own late step fails hands nothing outwards: its call's
-    rows roll back with its savepoint, and so must its records and events.
-    """
-
-    def refused_step(conn: Connection) -> None:
-        raise ValueError("floor")
-
-    def body(conn: Connection) -> None:
-        with late_steps(conn):
-            for call, step in (("a", _log("balance a")), ("b", refused_step), ("c", _log("balance c"))):
-                try:
-                    with conn.begin_nested(), late_steps(conn):
-                        gather_late(conn, "records", f"record {call}", _log_all)
-                        run_late(conn, step)
-                except ValueError:
-                    pass
-            try:
-                with conn.begin_nested(), late_steps(conn):
-                    gather_late(conn, "records", "record d", _log_all)
-                    raise KeyError("refused in its body")
-            except KeyError:
-                pass
-
-    await db.write_sync(body)
-    assert await _rows(db) == ["balance a", "balance c", "record a+record c"]
-
-
-async def test_gathered_outside_a_unit_is_written_at_once(db: Database) -> None:
+async def test_outside_a_unit_an_item_is_written_at_once(db: Database) -> None:
     """gather_late with no unit open flushes its one item now."""
 
     def body(conn: Connection) -> None:
@@ -172,6 +66,73 @@ async def test_gathered_outside_a_unit_is_written_at_once(db: Database) -> None:
 
     await db.write_sync(body)
     assert await _rows(db) == ["alone", "after"]
+
+
+async def test_a_unit_that_raises_writes_none_of_its_items(db: Database) -> None:
+    """An error in the body drops the gathered items (and the transaction rolls back), and
+    the connection carries nothing into its next transaction.
+    """
+    flushed: list[str] = []
+
+    def failing(conn: Connection) -> None:
+        with late_steps(conn):
+            gather_late(conn, "records", "lost", lambda c, items: flushed.extend(items))
+            raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        await db.write_sync(failing)
+    await db.write_sync(lambda conn: gather_late(conn, "records", "next", _log_all))
+    assert (flushed, await _rows(db)) == ([], ["next"])
+
+
+async def test_nested_units_hand_their_items_to_the_outermost_flush(db: Database) -> None:
+    """Items of one key from the calls of a group reach one flush at the group's end."""
+
+    def body(conn: Connection) -> None:
+        with late_steps(conn):
+            for call in ("a", "b"):
+                with late_steps(conn):
+                    gather_late(conn, "events", f"event {call}", _log_all, last=True)
+                    gather_late(conn, "records", f"record {call}", _log_all)
+                    _log(f"call {call}")(conn)
+
+    await db.write_sync(body)
+    assert await _rows(db) == ["call a", "call b", "record a+record b", "event a+event b"]
+
+
+async def test_a_nested_unit_that_raises_drops_its_items(db: Database) -> None:
+    """An inner unit whose body fails hands nothing outwards: its call's rows roll back with
+    its savepoint, and so must its records and events.
+    """
+
+    def body(conn: Connection) -> None:
+        with late_steps(conn):
+            for call in ("a", "b", "c"):
+                try:
+                    with conn.begin_nested(), late_steps(conn):
+                        gather_late(conn, "records", f"record {call}", _log_all)
+                        if call == "b":
+                            raise ValueError("refused")
+                except ValueError:
+                    pass
+
+    await db.write_sync(body)
+    assert await _rows(db) == ["record a+record c"]
+
+
+async def test_a_higher_rank_goes_last_even_when_its_first_item_came_first(db: Database) -> None:
+    """Events after balance moves, in a group whose first call moved no money."""
+
+    def body(conn: Connection) -> None:
+        with late_steps(conn):
+            with late_steps(conn):
+                gather_late(conn, "events", "event a", _log_all, last=True, rank=1)
+            with late_steps(conn):
+                gather_late(conn, "moves", "move b", _log_all, last=True)
+                gather_late(conn, "events", "event b", _log_all, last=True, rank=1)
+
+    await db.write_sync(body)
+    assert await _rows(db) == ["move b", "event a+event b"]
 
 
 async def test_settling_writes_the_items_so_far_earlier_units_first(db: Database) -> None:
@@ -193,6 +154,23 @@ async def test_settling_writes_the_items_so_far_earlier_units_first(db: Database
 
     await db.write_sync(body)
     assert await _rows(db) == ["call 1", "call 2", "read", "call 2 again+call 3"]
+
+
+async def test_a_call_in_a_savepoint_may_settle_its_own_items(db: Database) -> None:
+    """Inside its savepoint a call writes its own pending items (they roll back with it);
+    the enclosing unit's other keys still wait for the end.
+    """
+
+    def body(conn: Connection) -> None:
+        with late_steps(conn):
+            for call in ("a", "b"):
+                with conn.begin_nested(), late_steps(conn):
+                    gather_late(conn, "records", f"record {call}", _log_all)
+                    gather_late(conn, "moves", f"move {call}", _log_all, last=True)
+                    settle_late(conn, "moves")
+
+    await db.write_sync(body)
+    assert await _rows(db) == ["move a", "move b", "record a+record b"]
 
 
 async def test_settling_an_enclosing_unit_s_items_inside_a_savepoint_is_refused(db: Database) -> None:

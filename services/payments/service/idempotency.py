@@ -14,6 +14,7 @@ from libs.clock import Clock
 from libs.errors import Aborted, DomainError
 from libs.storage import Database, Grouped, Transaction, gather_late, late_steps, retry_conflicts
 from services.payments.domain.idempotency import IdempotencyRecord, replay, retention_until, stored_response
+from services.payments.store import accounts as accounts_repo
 from services.payments.store import idempotency as idempotency_repo
 from services.payments.store.tables import idempotency_keys
 
@@ -172,10 +173,13 @@ class IdempotentCalls:
 
         On SQLite one group runs at a time (one writer). On PostgreSQL up to
         `POSTGRES_GROUPS_AT_ONCE` do: a group's balance moves are one statement that locks
-        its accounts in id order, so groups never deadlock on balances, and the hot rows
-        (a seller's proceeds, escrow) are held for that statement and the commit only.
-        Savepoint groups move balances call by call, in no one order: while they run,
-        one group at a time.
+        its accounts in id order, so two groups never deadlock on those, and the hot rows
+        (a seller's proceeds, escrow) are held for that statement, the events and the
+        commit only. A call that reads balances mid-group (a credit split, a repayment)
+        locks its rows earlier, out of that order: two groups can then deadlock, and
+        PostgreSQL breaks it after its deadlock_timeout (the group reruns call by call).
+        Careful groups move each call's balances in its savepoint, in no one order, and
+        run one at a time.
         """
         if self._db.in_transaction():
             # The group needs the writer this task holds: it would wait forever.
@@ -191,7 +195,9 @@ class IdempotentCalls:
             return 1
         return POSTGRES_GROUPS_AT_ONCE
 
-    def _apply(self, conn: Connection, call: _Commit, looked_up: _LookedUp | None = None) -> tuple[str, bool]:
+    def _apply(
+        self, conn: Connection, call: _Commit, looked_up: _LookedUp | None = None, *, own_moves: bool = False
+    ) -> tuple[str, bool]:
         if looked_up is None:
             # Another process may hold the key (PostgreSQL): refuse rather than wait.
             locked = conn.dialect.name != "postgresql" or conn.scalar(_TRY_LOCK, {"k": _lock_key(call.scope, call.key)})
@@ -201,10 +207,13 @@ class IdempotentCalls:
             raise _in_flight(call.key)
         if record is not None:
             return replay(record, call.fingerprint), False
-        # Balance updates and the event are deferred past the record (see late_steps).
+        # The record, balance moves and event are gathered, written at the end of the
+        # call's unit or of its group's (see libs.storage.late_steps).
         with late_steps(conn):
             response = call.effect(conn)
             self._remember(conn, call.scope, call.key, call.fingerprint, response)
+            if own_moves:
+                accounts_repo.settle_moves(conn)
         return response, True
 
     async def _commit_alone(self, call: _Commit) -> tuple[str, bool]:
@@ -213,32 +222,22 @@ class IdempotentCalls:
 
     async def _commit_group(self, calls: Sequence[_Commit]) -> list[_Outcome]:
         careful = self._careful_groups > 0
-        self._careful_groups -= careful
+        if careful:
+            self._careful_groups -= 1
 
         def body(conn: Connection) -> list[_Outcome]:
-            outcomes: list[_Outcome] = []
-            looked_up: list[_LookedUp | None] = [None] * len(calls)
-            if conn.dialect.name == "postgresql":
-                # Every call's lock and record in one round trip instead of two each.
-                wanted = [(c.scope, c.key, _lock_key(c.scope, c.key)) for c in calls]
-                looked_up = list(idempotency_repo.lock_and_get(conn, wanted))
-            if careful:
-                # Each call in a savepoint, its rows, records, event and balance moves
-                # written within it (a unit around the calls would hold some of them
-                # past a savepoint that may roll back).
-                for call, found in zip(calls, looked_up, strict=True):
-                    try:
-                        with conn.begin_nested():
-                            outcomes.append(self._apply(conn, call, found))
-                    except DomainError as exc:
-                        outcomes.append(exc)
-                return outcomes
-            # The group's unit: its calls' records, events and balance moves are written
-            # once each, at its end. A refusal fails the group; each call then runs alone.
+            # The group's unit: its calls' records and events are written once each, at
+            # its end (and on PostgreSQL its balance moves, unless careful).
             with late_steps(conn):
-                for call, found in zip(calls, looked_up, strict=True):
-                    outcomes.append(self._apply(conn, call, found))
-            return outcomes
+                if careful:
+                    return [self._apply_in_savepoint(conn, call) for call in calls]
+                looked_up: list[_LookedUp | None] = [None] * len(calls)
+                if conn.dialect.name == "postgresql":
+                    # Every call's lock and record in one round trip instead of two each.
+                    wanted = [(c.scope, c.key, _lock_key(c.scope, c.key)) for c in calls]
+                    looked_up = list(idempotency_repo.lock_and_get(conn, wanted))
+                # A refusal fails the group; each call then runs alone.
+                return [self._apply(conn, call, found) for call, found in zip(calls, looked_up, strict=True)]
 
         try:
             return await self._db.write_sync(body)
@@ -246,6 +245,19 @@ class IdempotentCalls:
             # Calls are being refused: give the next groups a savepoint per call.
             self._careful_groups = CAREFUL_GROUPS
             raise
+
+    def _apply_in_savepoint(self, conn: Connection, call: _Commit) -> _Outcome:
+        """A call of a careful group: a refusal undoes only its savepoint. Its key is
+        looked up after its lock (`lock_and_get`'s older snapshot could miss a record
+        committed meanwhile, and the effect would then refuse where it must replay), and
+        its balance moves go within its savepoint: a later call's balance read would
+        otherwise have to apply them inside its own savepoint, which could lose them.
+        """
+        try:
+            with conn.begin_nested():
+                return self._apply(conn, call, own_moves=True)
+        except DomainError as exc:
+            return exc
 
     async def _stored(self, scope: str, key: str, fingerprint: str) -> str | None:
         # A replay is the common repeat: answer it without taking the write lock.

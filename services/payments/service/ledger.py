@@ -59,10 +59,11 @@ class Ledger:
             # Round trips are what a transaction costs here: the accounts are opened with
             # the transfer and its entries in one statement, and the balances move at the
             # end of the `late_steps` unit (an idempotent call, or a group of them), all of
-            # its transfers' moves in one statement, just before its event: their row
-            # locks (a hot seller's proceeds) are held for the fewest round trips, and
-            # taken in account-id order, so concurrent groups never deadlock on them. A
-            # read of balances in the transaction applies them first (`settle_moves`).
+            # its transfers' moves summed per account in one statement, after the records
+            # and before the events: the row locks (a hot seller's proceeds) are held for
+            # the fewest round trips, and taken in account-id order. Floors hold for the
+            # net move of the group (its calls are concurrent: any order is theirs). A read
+            # of balances in the transaction applies the pending moves first.
             ledger_repo.open_and_insert_transfer(conn, transfer_id, draft, now)
             moves = [(leg.account.account_id, leg.amount) for leg in draft.legs]
             gather_late(conn, accounts_repo.PENDING_MOVES, moves, _move_balances_at_once, last=True)
