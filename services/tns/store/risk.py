@@ -7,8 +7,8 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, distinct, func, insert, literal, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Row, bindparam, distinct, func, literal, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from services.tns.domain.enforcement import Standing, StandingLevel
 from services.tns.domain.risk import (
@@ -112,7 +112,12 @@ _LABELS = select(labels.c.user_id, labels.c.label).where(
     labels.c.user_id.in_(bindparam("users", expanding=True)),
     or_(labels.c.expires_at.is_(None), labels.c.expires_at > bindparam("now")),
 )
-_INSERT = insert(_ra)
+# A duplicate transaction_id (a concurrent assessment of the same transaction won on
+# PostgreSQL) inserts nothing and returns no row: no savepoint, no error to recover from.
+_INSERT = {
+    "postgresql": postgresql.insert(_ra).on_conflict_do_nothing(index_elements=["transaction_id"]).returning(_ra.c.id),
+    "sqlite": sqlite.insert(_ra).on_conflict_do_nothing(index_elements=["transaction_id"]).returning(_ra.c.id),
+}
 BY_TRANSACTION = select(_ra).where(_ra.c.transaction_id == bindparam("transaction_id"))
 
 
@@ -158,13 +163,7 @@ def add(conn: Connection, assessment: RiskAssessment) -> bool:
         ),
         "assessed_at": assessment.assessed_at,
     }
-    try:
-        # A savepoint keeps the transaction usable after losing a race on transaction_id.
-        with conn.begin_nested():
-            conn.execute(_INSERT, row)
-    except IntegrityError:
-        return False
-    return True
+    return conn.execute(_INSERT[conn.dialect.name], row).first() is not None
 
 
 def by_transaction(conn: Connection, transaction_id: str) -> RiskAssessment | None:
