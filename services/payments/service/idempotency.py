@@ -167,9 +167,9 @@ class IdempotentCalls:
         deadlock, a duplicate key from another process) runs again call by call, so every
         call gets exactly its own answer and nothing of a refused one is kept. Refusals
         (not enough money, an illegal transition) are rare, so a group runs without
-        savepoints, which cost two round trips per call on PostgreSQL; once one was
-        refused, the next `CAREFUL_GROUPS` give each call a savepoint, so that a refused
-        call undoes only itself while the others commit.
+        savepoints, which cost two round trips per call on PostgreSQL; once a call was
+        refused (in a group or alone), the next `CAREFUL_GROUPS` give each call a
+        savepoint, so that a refused call undoes only itself while the others commit.
 
         On SQLite one group runs at a time (one writer). On PostgreSQL up to
         `POSTGRES_GROUPS_AT_ONCE` do: a group's balance moves are one statement that locks
@@ -217,8 +217,12 @@ class IdempotentCalls:
         return response, True
 
     async def _commit_alone(self, call: _Commit) -> tuple[str, bool]:
-        # A deadlock or serialization failure rolled everything back: run it again.
-        return await retry_conflicts(lambda: self._db.write_sync(lambda conn: self._apply(conn, call)))
+        try:
+            # A deadlock or serialization failure rolled everything back: run it again.
+            return await retry_conflicts(lambda: self._db.write_sync(lambda conn: self._apply(conn, call)))
+        except DomainError:
+            self._careful_groups = CAREFUL_GROUPS  # calls are being refused (see _commit_group)
+            raise
 
     async def _commit_group(self, calls: Sequence[_Commit]) -> list[_Outcome]:
         careful = self._careful_groups > 0
