@@ -78,7 +78,7 @@ class Grouped(Generic[T, R]):
         self._queue.append(waiting)
         # A drainer between groups takes it; while each runs a group, up to ``parallel()``
         # groups run at once (asked at each start: it may change with the load).
-        running = sum(not d.done() for d in self._drainers)
+        running = self._running()
         if running == self._busy and running < max(1, self._parallel()):
             drainer = asyncio.create_task(self._drain(), name=self._name)
             self._drainers.add(drainer)
@@ -86,11 +86,15 @@ class Grouped(Generic[T, R]):
         # Shielded: a caller giving up does not cancel the group the others wait on.
         return await asyncio.shield(waiting.answer)
 
+    def _running(self) -> int:
+        # A drainer whose loop ended is done at once; its set entry goes a moment later.
+        return sum(not d.done() for d in self._drainers)
+
     async def _drain(self) -> None:
         group: list[_Waiting[T, R]] = []
         try:
             while self._queue:
-                if sum(not d.done() for d in self._drainers) > max(1, self._parallel()):
+                if self._running() > max(1, self._parallel()):
                     break  # fewer groups at once now: the others take the queue
                 if self._gather:
                     await asyncio.sleep(self._gather)

@@ -56,7 +56,7 @@ _LookedUp = tuple[bool, IdempotencyRecord | None]
 _Outcome = tuple[str, bool] | DomainError
 # Calls committed together at most; a group runs inline on the event loop on SQLite.
 GROUP_COMMIT_MAX = 64
-# After a group failed on a refused call, this many groups give each call a savepoint.
+# After a refused call, this many groups give each call a savepoint.
 CAREFUL_GROUPS = 20
 # Groups in flight at once on PostgreSQL: while one waits for the database, another runs.
 POSTGRES_GROUPS_AT_ONCE = 2
@@ -221,7 +221,8 @@ class IdempotentCalls:
             # A deadlock or serialization failure rolled everything back: run it again.
             return await retry_conflicts(lambda: self._db.write_sync(lambda conn: self._apply(conn, call)))
         except DomainError:
-            self._careful_groups = CAREFUL_GROUPS  # calls are being refused (see _commit_group)
+            # Calls are being refused: give the next groups a savepoint per call.
+            self._careful_groups = CAREFUL_GROUPS
             raise
 
     async def _commit_group(self, calls: Sequence[_Commit]) -> list[_Outcome]:
@@ -240,15 +241,11 @@ class IdempotentCalls:
                     # Every call's lock and record in one round trip instead of two each.
                     wanted = [(c.scope, c.key, _lock_key(c.scope, c.key)) for c in calls]
                     looked_up = list(idempotency_repo.lock_and_get(conn, wanted))
-                # A refusal fails the group; each call then runs alone.
                 return [self._apply(conn, call, found) for call, found in zip(calls, looked_up, strict=True)]
 
-        try:
-            return await self._db.write_sync(body)
-        except DomainError:
-            # Calls are being refused: give the next groups a savepoint per call.
-            self._careful_groups = CAREFUL_GROUPS
-            raise
+        # A refusal fails the group; its calls then run alone (`_commit_alone`), where the
+        # refused one makes the next groups careful.
+        return await self._db.write_sync(body)
 
     def _apply_in_savepoint(self, conn: Connection, call: _Commit) -> _Outcome:
         """A call of a careful group: a refusal undoes only its savepoint. Its key is

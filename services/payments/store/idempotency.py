@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, text
+from sqlalchemy import Connection, Row, bindparam, delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.storage import UtcDateTime
@@ -20,8 +21,10 @@ _PUT = insert(idempotency_keys)
 def get(conn: Connection, scope: str, key: str) -> IdempotencyRecord | None:
     """The record of ``key`` in ``scope``, if any."""
     row = conn.execute(_GET, {"scope": scope, "key": key}).first()
-    if row is None:
-        return None
+    return None if row is None else _record(row)
+
+
+def _record(row: Row[Any]) -> IdempotencyRecord:
     return IdempotencyRecord(row.scope, row.key, row.request_hash, row.response, row.created_at, row.expires_at)
 
 
@@ -51,15 +54,7 @@ def lock_and_get(
     caller's transaction rolls back and looks again).
     """
     params = {"scopes": [w[0] for w in wanted], "keys": [w[1] for w in wanted], "locks": [w[2] for w in wanted]}
-    return [
-        (
-            bool(row.got),
-            None
-            if row.key is None
-            else IdempotencyRecord(row.scope, row.key, row.request_hash, row.response, row.created_at, row.expires_at),
-        )
-        for row in conn.execute(_LOCK_AND_GET, params)
-    ]
+    return [(bool(row.got), None if row.key is None else _record(row)) for row in conn.execute(_LOCK_AND_GET, params)]
 
 
 def put(conn: Connection, records: Sequence[IdempotencyRecord]) -> None:

@@ -34,8 +34,29 @@ _INSERT_ENTRIES = insert(entries)
 
 def insert_transfer(conn: Connection, transfer_id: str, draft: TransferDraft, now: datetime) -> None:
     """Write the transfer row and one entry per leg."""
-    conn.execute(_INSERT_TRANSFER, _transfer_row(transfer_id, draft, now))
-    conn.execute(_INSERT_ENTRIES, _entry_rows(transfer_id, draft, now))
+    conn.execute(
+        _INSERT_TRANSFER,
+        {
+            "id": transfer_id,
+            "kind": draft.kind,
+            "description": draft.description,
+            "reverses": draft.reverses,
+            "created_at": now,
+        },
+    )
+    conn.execute(
+        _INSERT_ENTRIES,
+        [
+            {
+                "transfer_id": transfer_id,
+                "account_id": leg.account.account_id,
+                "amount": leg.amount,
+                "currency": leg.currency,
+                "created_at": now,
+            }
+            for leg in draft.legs
+        ],
+    )
 
 
 def open_and_insert_transfer(conn: Connection, transfer_id: str, draft: TransferDraft, now: datetime) -> None:
@@ -93,29 +114,6 @@ _OPEN_AND_INSERT = text(
     FROM legs ORDER BY n
     """
 )
-
-
-def _transfer_row(transfer_id: str, draft: TransferDraft, now: datetime) -> dict[str, object]:
-    return {
-        "id": transfer_id,
-        "kind": draft.kind,
-        "description": draft.description,
-        "reverses": draft.reverses,
-        "created_at": now,
-    }
-
-
-def _entry_rows(transfer_id: str, draft: TransferDraft, now: datetime) -> list[dict[str, object]]:
-    return [
-        {
-            "transfer_id": transfer_id,
-            "account_id": leg.account.account_id,
-            "amount": leg.amount,
-            "currency": leg.currency,
-            "created_at": now,
-        }
-        for leg in draft.legs
-    ]
 
 
 async def legs_of(conn: AsyncConnection, transfer_id: str) -> list[Leg]:
