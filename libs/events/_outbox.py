@@ -35,7 +35,7 @@ from sqlalchemy import (
 
 from libs.clock import Clock, SystemClock
 from libs.ids import new_ulid
-from libs.storage import Database, Transaction, UtcDateTime, big_id, gather_late
+from libs.storage import Database, Prepared, Transaction, UtcDateTime, big_id, gather_late
 
 _ADVISORY_LOCK_KEY = 0x6F7574626F78  # "outbox"
 _COLUMNS = ("event_id", "type", "aggregate_id", "payload", "occurred_at")
@@ -83,6 +83,11 @@ class Outbox:
         # and compiled form instead of rebuilding them per event (a hot path).
         self._insert = insert(table)
         self._locked_insert = _locked_insert(table)
+        # The synchronous path (group commits) runs them straight on the DBAPI cursor.
+        self._prepared = {
+            "sqlite": Prepared(self._insert, column_keys=_COLUMNS),
+            "postgresql": Prepared(self._locked_insert),
+        }
         self._gather_key = f"outbox:{table.name}"
 
     def _statement(self, dialect: str) -> Insert:
@@ -110,7 +115,7 @@ class Outbox:
         """Append several events made with `row`, in order (a batch's events); the caller
         calls `notify` once the transaction has committed.
         """
-        conn.execute(self._statement(conn.dialect.name), rows)
+        self._prepared[conn.dialect.name].run_many(conn, rows)
 
     def row(self, aggregate_id: str, payload: Message) -> dict[str, object]:
         """The outbox row of an event, for `append_rows_sync`."""

@@ -1,7 +1,8 @@
 """Accounts and their balances; every balance change is a guarded UPDATE.
 
-The hot statements are built once with bound parameters: SQLAlchemy then reuses their
-cache keys and compiled forms, where building them per call cost more than running them.
+The hot statements are built once with bound parameters and run as `Prepared`
+statements: compiled once, straight on the DBAPI cursor (SQLAlchemy's execution of a
+cached statement cost more than SQLite running it).
 """
 
 from __future__ import annotations
@@ -14,19 +15,24 @@ from sqlalchemy import Connection, Row, bindparam, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from libs.storage import settle_late
+from libs.storage import Prepared, settle_late
 from services.payments.domain.accounts import Account, AccountKind
 from services.payments.store.tables import accounts
 
 _a = accounts.c
+_ENSURE_COLUMNS = ("id", "owner", "kind", "currency", "floor", "balance", "created_at")
 _ENSURE = {
-    "postgresql": postgresql.insert(accounts).on_conflict_do_nothing(index_elements=["id"]),
-    "sqlite": sqlite.insert(accounts).on_conflict_do_nothing(index_elements=["id"]),
+    "postgresql": Prepared(
+        postgresql.insert(accounts).on_conflict_do_nothing(index_elements=["id"]), column_keys=_ENSURE_COLUMNS
+    ),
+    "sqlite": Prepared(
+        sqlite.insert(accounts).on_conflict_do_nothing(index_elements=["id"]), column_keys=_ENSURE_COLUMNS
+    ),
 }
 # The guard is in the WHERE clause, so it holds under any concurrency: on PostgreSQL a
 # second writer waits for the row and re-checks it on the committed balance; on SQLite
 # writers are serialized.
-_ADD = (
+_ADD = Prepared(
     update(accounts)
     .where(_a.id == bindparam("account"), or_(_a.floor.is_(None), _a.balance + bindparam("delta") >= _a.floor))
     .values(balance=_a.balance + bindparam("delta"))
@@ -73,14 +79,15 @@ def ensure(conn: Connection, wanted: Sequence[Account], now: datetime) -> None:
         }
         for a in sorted(wanted, key=lambda a: a.account_id)
     ]
-    conn.execute(_ENSURE[conn.dialect.name], rows)
+    _ENSURE[conn.dialect.name].run_many(conn, rows)
 
 
 # PostgreSQL: every leg of a transfer in one round trip. The rows are locked first, in
 # account id order (the ledger's one lock order, so two transfers never deadlock); each
 # leg keeps its floor guard, re-checked on the newest balance if another writer moved it.
-_ADD_ALL = text(
-    """
+_ADD_ALL = Prepared(
+    text(
+        """
     WITH moves AS (
         SELECT m.id, m.delta FROM unnest(CAST(:ids AS varchar[]), CAST(:deltas AS bigint[])) AS m(id, delta)
     ), locked AS (
@@ -91,6 +98,7 @@ _ADD_ALL = text(
     WHERE a.id = moves.id AND (a.floor IS NULL OR a.balance + moves.delta >= a.floor)
     RETURNING a.id
     """
+    )
 )
 
 
@@ -111,14 +119,14 @@ def add_to_balances(conn: Connection, moves: Sequence[tuple[str, int]]) -> set[s
     not among them (and the caller's transaction must then roll back).
     """
     ids, deltas = [account_id for account_id, _ in moves], [delta for _, delta in moves]
-    return set(conn.execute(_ADD_ALL, {"ids": ids, "deltas": deltas}).scalars())
+    return {row[0] for row in _ADD_ALL.rows(conn, {"ids": ids, "deltas": deltas})}
 
 
 def add_to_balance(conn: Connection, account_id: str, delta: int) -> int | None:
     """Move ``account_id``'s balance by ``delta`` unless that crosses its floor. Returns the
     new balance, or None when refused.
     """
-    value = conn.execute(_ADD, {"account": account_id, "delta": delta}).scalar_one_or_none()
+    value = _ADD.scalar(conn, {"account": account_id, "delta": delta})
     return None if value is None else int(value)
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from libs.storage import Prepared
 from services.payments.store.tables import frozen_wallets
 
 
@@ -27,7 +28,7 @@ async def unfreeze(conn: AsyncConnection, user_id: str) -> None:
 _FROZEN_AMONG = select(frozen_wallets.c.user_id).where(frozen_wallets.c.user_id.in_(bindparam("ids", expanding=True)))
 # One payer is the common case (every payment): a plain equality, where an expanding IN
 # is compiled again for each call.
-_FROZEN_ONE = select(frozen_wallets.c.user_id).where(frozen_wallets.c.user_id == bindparam("id"))
+_FROZEN_ONE = Prepared(select(frozen_wallets.c.user_id).where(frozen_wallets.c.user_id == bindparam("id")))
 
 
 def frozen_among(conn: Connection, user_ids: Iterable[str]) -> set[str]:
@@ -36,5 +37,5 @@ def frozen_among(conn: Connection, user_ids: Iterable[str]) -> set[str]:
     if not wanted:
         return set()
     if len(wanted) == 1:
-        return {r[0] for r in conn.execute(_FROZEN_ONE, {"id": wanted[0]})}
+        return {r[0] for r in _FROZEN_ONE.rows(conn, {"id": wanted[0]})}
     return {r[0] for r in conn.execute(_FROZEN_AMONG, {"ids": wanted})}

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import Connection, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from libs.storage import Prepared
 from services.payments.domain.accounts import Account, AccountKind
 from services.payments.domain.transfers import Leg, TransferDraft
 from services.payments.store.tables import accounts, entries, transfers
@@ -28,14 +29,16 @@ class HistoryLine:
     description: str
 
 
-_INSERT_TRANSFER = insert(transfers)
-_INSERT_ENTRIES = insert(entries)
+_INSERT_TRANSFER = Prepared(insert(transfers), column_keys=("id", "kind", "description", "reverses", "created_at"))
+_INSERT_ENTRIES = Prepared(
+    insert(entries), column_keys=("transfer_id", "account_id", "amount", "currency", "created_at")
+)
 
 
 def insert_transfer(conn: Connection, transfer_id: str, draft: TransferDraft, now: datetime) -> None:
     """Write the transfer row and one entry per leg."""
-    conn.execute(
-        _INSERT_TRANSFER,
+    _INSERT_TRANSFER.run(
+        conn,
         {
             "id": transfer_id,
             "kind": draft.kind,
@@ -44,8 +47,8 @@ def insert_transfer(conn: Connection, transfer_id: str, draft: TransferDraft, no
             "created_at": now,
         },
     )
-    conn.execute(
-        _INSERT_ENTRIES,
+    _INSERT_ENTRIES.run_many(
+        conn,
         [
             {
                 "transfer_id": transfer_id,
@@ -69,8 +72,8 @@ def open_and_insert_transfer(conn: Connection, transfer_id: str, draft: Transfer
     queueing every transfer of a hot account behind the one that holds it.
     """
     legs = draft.legs
-    conn.execute(
-        _OPEN_AND_INSERT,
+    _OPEN_AND_INSERT.run(
+        conn,
         {
             "transfer_id": transfer_id,
             "kind": draft.kind,
@@ -89,8 +92,9 @@ def open_and_insert_transfer(conn: Connection, transfer_id: str, draft: Transfer
 
 # Arrays, not a VALUES row per leg: one statement for any number of legs, prepared once
 # (SQLAlchemy compiles a multi-row VALUES insert again on every call).
-_OPEN_AND_INSERT = text(
-    """
+_OPEN_AND_INSERT = Prepared(
+    text(
+        """
     WITH legs AS (
         SELECT * FROM unnest(
             CAST(:ids AS varchar[]), CAST(:owners AS varchar[]), CAST(:kinds AS varchar[]),
@@ -113,6 +117,7 @@ _OPEN_AND_INSERT = text(
     SELECT CAST(:transfer_id AS varchar), account_id, amount, currency, CAST(:now AS timestamptz)
     FROM legs ORDER BY n
     """
+    )
 )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
+from libs.storage import Prepared
 from services.payments.domain.payments import (
     FundingLine,
     Payment,
@@ -24,18 +25,19 @@ from services.payments.domain.payments import (
 from services.payments.store.tables import payment_funding, payment_points, payments, points_lots, refunds
 
 _p, _f, _r, _pp = payments.c, payment_funding.c, refunds.c, payment_points.c
-_INSERT_PAYMENT = insert(payments)
-_INSERT_FUNDING = insert(payment_funding)
+_INSERT_PAYMENT = Prepared(insert(payments), column_keys=[c.key for c in payments.c])
+_INSERT_FUNDING = Prepared(insert(payment_funding), column_keys=("payment_id", "source", "amount", "refunded"))
 _INSERT_POINTS = insert(payment_points)
 _INSERT_REFUND = insert(refunds)
 # A payment and its funding lines in one read: a row per line (its refunds, when it has
 # any, in a second). Locking takes the payment's row only (not the outer join's side).
-_GET = (
+_GET_ANY = (
     select(payments, _f.source.label("line_source"), _f.amount.label("line_amount"), _f.refunded.label("line_back"))
     .select_from(payments.outerjoin(payment_funding, _f.payment_id == _p.id))
     .where(_p.id == bindparam("id"))
 )
-_GET_LOCKED = _GET.with_for_update(of=payments)
+_GET = Prepared(_GET_ANY)
+_GET_LOCKED = Prepared(_GET_ANY.with_for_update(of=payments))
 _REFUNDS = select(refunds).where(_r.payment_id == bindparam("id")).order_by(_r.created_at, _r.id)
 _ADD_RETURNED = (
     update(payment_funding)
@@ -43,13 +45,13 @@ _ADD_RETURNED = (
     .values(refunded=_f.refunded + bindparam("back"))
 )
 # transition's statements, by the columns they set besides the status.
-_TRANSITIONS: dict[tuple[str, ...], Any] = {}
+_TRANSITIONS: dict[tuple[str, ...], Prepared] = {}
 
 
 def insert_payment(conn: Connection, payment: Payment) -> None:
     """Record a new payment with its funding lines."""
-    conn.execute(
-        _INSERT_PAYMENT,
+    _INSERT_PAYMENT.run(
+        conn,
         {
             "id": payment.payment_id,
             "order_id": payment.order_id,
@@ -75,8 +77,8 @@ def insert_payment(conn: Connection, payment: Payment) -> None:
         },
     )
     if payment.funding:
-        conn.execute(
-            _INSERT_FUNDING,
+        _INSERT_FUNDING.run_many(
+            conn,
             [
                 {"payment_id": payment.payment_id, "source": f.source.value, "amount": f.amount, "refunded": f.returned}
                 for f in payment.funding
@@ -132,7 +134,7 @@ def transition(
     if statement is None:
         # Built once per set of columns, values bound: a statement built per call costs
         # SQLAlchemy its construction and cache key every time (a hot path).
-        statement = (
+        statement = Prepared(
             update(payments)
             .where(_p.id == bindparam("payment_id"), _p.status == bindparam("expected"))
             .values(status=bindparam("target"), **{c: bindparam(f"v_{c}") for c in columns})
@@ -140,7 +142,7 @@ def transition(
         _TRANSITIONS[columns] = statement
     params: dict[str, object] = {"payment_id": payment_id, "expected": expected.value, "target": target.value}
     params.update({f"v_{c}": v for c, v in values.items()})
-    return bool(conn.execute(statement, params).rowcount)
+    return bool(statement.run(conn, params))
 
 
 def insert_refund(conn: Connection, payment_id: str, refund: RefundRecord, currency: str, transfer_id: str) -> None:
@@ -162,7 +164,7 @@ def insert_refund(conn: Connection, payment_id: str, refund: RefundRecord, curre
 def get(conn: Connection, payment_id: str, *, for_update: bool = False) -> Payment | None:
     """A payment with its funding lines and refunds; ``for_update`` locks its row (PostgreSQL)."""
     locked = for_update and conn.dialect.name == "postgresql"
-    rows = conn.execute(_GET_LOCKED if locked else _GET, {"id": payment_id}).all()
+    rows = (_GET_LOCKED if locked else _GET).rows(conn, {"id": payment_id})
     if not rows:
         return None
     row = rows[0]
@@ -235,7 +237,7 @@ def expired_holds(conn: Connection, now: datetime, limit: int) -> list[str]:
     return [r.id for r in conn.execute(query)]
 
 
-def _payment(row: Row[Any], funding: tuple[FundingLine, ...], made: tuple[RefundRecord, ...]) -> Payment:
+def _payment(row: Any, funding: tuple[FundingLine, ...], made: tuple[RefundRecord, ...]) -> Payment:
     reasons = tuple(code for code in row.risk_reasons.split(",") if code)
     return Payment(
         payment_id=row.id,
