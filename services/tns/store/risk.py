@@ -7,9 +7,10 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, distinct, func, literal, or_, select
+from sqlalchemy import Connection, bindparam, distinct, func, literal, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from libs.storage import Prepared
 from services.tns.domain.enforcement import Standing, StandingLevel
 from services.tns.domain.risk import (
     AMOUNT_WINDOW,
@@ -44,8 +45,8 @@ def load_inputs(conn: Connection, request: TransactionRequest, now: datetime) ->
         "amount_since": now - AMOUNT_WINDOW,
         "device_since": now - DEVICE_WINDOW,
     }
-    row = conn.execute(_FEATURES_WITH_DEVICE if request.device_id else _FEATURES, params).one()
-    user_labels = _active_labels(conn, [buyer, seller] if seller else [buyer], now)
+    row = (_FEATURES_WITH_DEVICE if request.device_id else _FEATURES).rows(conn, params)[0]
+    user_labels = _active_labels(conn, buyer, seller, now)
     signed_up_at: datetime | None = row.buyer_signed_up_at
     age = None if signed_up_at is None else (now - signed_up_at).total_seconds() / 86_400
     seller_party = (
@@ -106,25 +107,35 @@ def _feature_columns(with_device: bool) -> list[Any]:
     return columns
 
 
-_FEATURES = select(*_feature_columns(with_device=False))
-_FEATURES_WITH_DEVICE = select(*_feature_columns(with_device=True))
-_LABELS = select(labels.c.user_id, labels.c.label).where(
-    labels.c.user_id.in_(bindparam("users", expanding=True)),
-    or_(labels.c.expires_at.is_(None), labels.c.expires_at > bindparam("now")),
+# Every assessment runs these: `Prepared` (compiled once, on the DBAPI cursor).
+_FEATURES = Prepared(select(*_feature_columns(with_device=False)))
+_FEATURES_WITH_DEVICE = Prepared(select(*_feature_columns(with_device=True)))
+_IN_FORCE = or_(labels.c.expires_at.is_(None), labels.c.expires_at > bindparam("now"))
+# The buyer's labels, or the buyer's and the seller's (plain equalities: no expanding IN).
+_LABELS = Prepared(select(labels.c.user_id, labels.c.label).where(labels.c.user_id == bindparam("buyer"), _IN_FORCE))
+_LABELS_OF_BOTH = Prepared(
+    select(labels.c.user_id, labels.c.label).where(
+        or_(labels.c.user_id == bindparam("buyer"), labels.c.user_id == bindparam("seller")), _IN_FORCE
+    )
 )
 # A duplicate transaction_id (a concurrent assessment of the same transaction won on
 # PostgreSQL) inserts nothing and returns no row: no savepoint, no error to recover from.
 _INSERT = {
-    "postgresql": postgresql.insert(_ra).on_conflict_do_nothing(index_elements=["transaction_id"]).returning(_ra.c.id),
-    "sqlite": sqlite.insert(_ra).on_conflict_do_nothing(index_elements=["transaction_id"]).returning(_ra.c.id),
+    name: Prepared(
+        dialect.insert(_ra).on_conflict_do_nothing(index_elements=["transaction_id"]).returning(_ra.c.id),
+        column_keys=[c.key for c in _ra.c],
+    )
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 BY_TRANSACTION = select(_ra).where(_ra.c.transaction_id == bindparam("transaction_id"))
+_BY_TRANSACTION = Prepared(BY_TRANSACTION)
 
 
-def _active_labels(conn: Connection, user_ids: list[str], now: datetime) -> defaultdict[str, set[str]]:
-    """Labels in force now, per user."""
+def _active_labels(conn: Connection, buyer: str, seller: str, now: datetime) -> defaultdict[str, set[str]]:
+    """Labels in force now, per user (the seller's too when there is one)."""
     out: defaultdict[str, set[str]] = defaultdict(set)
-    for user_id, label in conn.execute(_LABELS, {"users": user_ids, "now": now}):
+    query = _LABELS_OF_BOTH if seller else _LABELS
+    for user_id, label in query.rows(conn, {"buyer": buyer, "seller": seller, "now": now}):
         out[user_id].add(label)
     return out
 
@@ -163,28 +174,27 @@ def add(conn: Connection, assessment: RiskAssessment) -> bool:
         ),
         "assessed_at": assessment.assessed_at,
     }
-    return conn.execute(_INSERT[conn.dialect.name], row).first() is not None
+    return _INSERT[conn.dialect.name].first(conn, row) is not None
 
 
 def by_transaction(conn: Connection, transaction_id: str) -> RiskAssessment | None:
     """Return the assessment of ``transaction_id``, if it was assessed."""
-    row = conn.execute(BY_TRANSACTION, {"transaction_id": transaction_id}).first()
+    row = _BY_TRANSACTION.first(conn, {"transaction_id": transaction_id})
     return assessment_of(row) if row else None
 
 
-def assessment_of(row: Row[Any]) -> RiskAssessment:
-    """The assessment of a ``risk_assessments`` row."""
-    m = row._mapping
+def assessment_of(row: Any) -> RiskAssessment:
+    """The assessment of a ``risk_assessments`` row (a SQLAlchemy or a `Prepared` row)."""
     request = TransactionRequest(
-        transaction_id=m["transaction_id"],
-        buyer_id=m["buyer_id"],
-        seller_id=m["seller_id"],
-        amount=m["amount"],
-        currency=m["currency"],
-        payment_method=PaymentMethod(m["payment_method"]),
-        device_id=m["device_id"],
-        ip_address=m["ip_address"],
+        transaction_id=row.transaction_id,
+        buyer_id=row.buyer_id,
+        seller_id=row.seller_id,
+        amount=row.amount,
+        currency=row.currency,
+        payment_method=PaymentMethod(row.payment_method),
+        device_id=row.device_id,
+        ip_address=row.ip_address,
     )
-    reasons = tuple(Reason(ReasonCode(r["code"]), r["detail"], r["points"]) for r in json.loads(m["reasons"]))
-    outcome = Assessment(m["score"], Decision(m["decision"]), reasons)
-    return RiskAssessment(m["id"], request, outcome, m["assessed_at"])
+    reasons = tuple(Reason(ReasonCode(r["code"]), r["detail"], r["points"]) for r in json.loads(row.reasons))
+    outcome = Assessment(row.score, Decision(row.decision), reasons)
+    return RiskAssessment(row.id, request, outcome, row.assessed_at)
