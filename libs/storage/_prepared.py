@@ -8,8 +8,8 @@ parameter order and the type processors of its dialect. It runs inside the calle
 transaction on the same DBAPI connection, so it is exactly the statement SQLAlchemy
 would send, and a DBAPI error comes out wrapped as SQLAlchemy wraps it.
 
-What it does not do, it refuses when built: Python-side column defaults, expanding
-(``IN``) parameters. When anything listens to the engine's cursor executions (a test
+What it does not do, it refuses the first time it runs (a ValueError, before any SQL is
+sent): Python-side column defaults, expanding (``IN``) parameters. When anything listens to the engine's cursor executions (a test
 recording statements, SQL instrumentation), a call goes through SQLAlchemy as usual so
 that the listener sees it.
 """
