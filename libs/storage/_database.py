@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
+from sqlalchemy import Connection, Engine, Executable, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from libs.storage._prepared import Prepared
 
 _log = structlog.get_logger("furima.storage")
 T = TypeVar("T")
@@ -208,18 +210,22 @@ class Database:
         async with self.engine.connect() as conn, conn.begin():
             yield conn
 
-    async def fetch_one(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Row[Any] | None:
-        """The first row of one small read statement (its own snapshot, no transaction held).
+    async def fetch_one(self, statement: Executable | Prepared, params: Mapping[str, Any] | None = None) -> Any:
+        """The first row of one small read statement (its own snapshot, no transaction
+        held), or None; a `Prepared` statement runs on the DBAPI cursor.
 
         For point lookups on a hot path: on SQLite it runs inline (see ``__init__``), on
         PostgreSQL through the pool as usual.
         """
+        values = dict(params or {})
         if self._inline is not None:
             if self._inline_conn is None or self._inline_conn.closed:
                 # Kept open: a checkout, a reset and a check-in per read cost more than it.
                 self._inline_conn = self._inline.connect()
             try:
-                return self._inline_conn.execute(statement, dict(params or {})).first()
+                if isinstance(statement, Prepared):
+                    return statement.first(self._inline_conn, values)
+                return self._inline_conn.execute(statement, values).first()
             finally:
                 # Ends SQLAlchemy's bookkeeping transaction; the driver is in autocommit,
                 # so the statement was its own snapshot and nothing is held between reads.
@@ -227,7 +233,10 @@ class Database:
         # One statement is its own snapshot: in autocommit there is no BEGIN and ROLLBACK
         # round trip around it (the driver flag is set on checkout and reset on return).
         async with self._autocommit.connect() as aconn:
-            return (await aconn.execute(statement, dict(params or {}))).first()
+            if isinstance(statement, Prepared):
+                prepared = statement
+                return await aconn.run_sync(lambda conn: prepared.first(conn, values))
+            return (await aconn.execute(statement, values)).first()
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

@@ -9,9 +9,9 @@ transaction on the same DBAPI connection, so it is exactly the statement SQLAlch
 would send, and a DBAPI error comes out wrapped as SQLAlchemy wraps it.
 
 What it does not do, it refuses the first time it runs (a ValueError, before any SQL is
-sent): Python-side column defaults, expanding (``IN``) parameters. When anything listens to the engine's cursor executions (a test
-recording statements, SQL instrumentation), a call goes through SQLAlchemy as usual so
-that the listener sees it.
+sent): Python-side column defaults, expanding (``IN``) parameters. When anything listens
+to the engine's cursor executions (a test recording statements, SQL instrumentation), a
+call goes through SQLAlchemy as usual so that the listener sees it.
 """
 
 from __future__ import annotations

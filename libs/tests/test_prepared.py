@@ -197,3 +197,14 @@ def test_what_it_cannot_do_is_refused_on_first_use(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="expanding"):
             any_of.rows(conn, {"ids": ["w1"]})
     engine.dispose()
+
+
+async def test_fetch_one_runs_it_outside_any_transaction(db: Database) -> None:
+    """`Database.fetch_one` takes a Prepared read: its own snapshot, a named row or None."""
+    await db.write_sync(lambda conn: _OPEN.run(conn, _row(1)))
+    row = await db.fetch_one(_GET, {"id": "w1"})
+    assert (row.id, row.balance, row.opened_at) == ("w1", 100, _T0)
+    assert await db.fetch_one(_GET, {"id": "w2"}) is None
+    # Nothing is held: a writer gets in at once, and the next read sees its row.
+    await db.write_sync(lambda conn: _OPEN.run(conn, _row(2)))
+    assert (await db.fetch_one(_GET, {"id": "w2"})).id == "w2"

@@ -28,7 +28,7 @@ from libs.clock import Clock
 from libs.errors import FailedPrecondition, NotFound
 from libs.events import Outbox
 from libs.ids import new_ulid
-from libs.storage import Database, retry_conflicts
+from libs.storage import Database, Prepared, retry_conflicts
 from services.payments.domain.accounts import (
     Account,
     AccountKind,
@@ -79,21 +79,25 @@ COMPLETION = "payment_completion"
 _a, _l = accounts.c, points_lots.c
 # What a buyer can pay with, in one statement: unexpired points, cash, credit left; and
 # the idempotency key's earlier answer, if any (one read before a new payment).
-_AVAILABLE = select(
-    *FOUND_COLUMNS,
-    select(func.sum(_l.remaining))
-    .where(_l.user_id == bindparam("owner"), _l.currency == bindparam("currency"), _l.remaining > 0)
-    .where(_l.expires_at > bindparam("now"))
-    .scalar_subquery()
-    .label("points"),
-    select(func.sum(_a.balance))
-    .where(_a.owner == bindparam("owner"), _a.currency == bindparam("currency"), _a.kind == AccountKind.CASH.value)
-    .scalar_subquery()
-    .label("cash"),
-    select(func.sum(_a.balance - _a.floor))
-    .where(_a.owner == bindparam("owner"), _a.currency == bindparam("currency"), _a.kind == AccountKind.CREDIT.value)
-    .scalar_subquery()
-    .label("credit"),
+_AVAILABLE = Prepared(
+    select(
+        *FOUND_COLUMNS,
+        select(func.sum(_l.remaining))
+        .where(_l.user_id == bindparam("owner"), _l.currency == bindparam("currency"), _l.remaining > 0)
+        .where(_l.expires_at > bindparam("now"))
+        .scalar_subquery()
+        .label("points"),
+        select(func.sum(_a.balance))
+        .where(_a.owner == bindparam("owner"), _a.currency == bindparam("currency"), _a.kind == AccountKind.CASH.value)
+        .scalar_subquery()
+        .label("cash"),
+        select(func.sum(_a.balance - _a.floor))
+        .where(
+            _a.owner == bindparam("owner"), _a.currency == bindparam("currency"), _a.kind == AccountKind.CREDIT.value
+        )
+        .scalar_subquery()
+        .label("credit"),
+    )
 )
 
 # Statuses whose funds are held until captured, and so expire.

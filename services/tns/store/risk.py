@@ -127,8 +127,7 @@ _INSERT = {
     )
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
-BY_TRANSACTION = select(_ra).where(_ra.c.transaction_id == bindparam("transaction_id"))
-_BY_TRANSACTION = Prepared(BY_TRANSACTION)
+BY_TRANSACTION = Prepared(select(_ra).where(_ra.c.transaction_id == bindparam("transaction_id")))
 
 
 def _active_labels(conn: Connection, buyer: str, seller: str, now: datetime) -> defaultdict[str, set[str]]:
@@ -179,7 +178,7 @@ def add(conn: Connection, assessment: RiskAssessment) -> bool:
 
 def by_transaction(conn: Connection, transaction_id: str) -> RiskAssessment | None:
     """Return the assessment of ``transaction_id``, if it was assessed."""
-    row = _BY_TRANSACTION.first(conn, {"transaction_id": transaction_id})
+    row = BY_TRANSACTION.first(conn, {"transaction_id": transaction_id})
     return assessment_of(row) if row else None
 
 
