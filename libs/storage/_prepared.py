@@ -8,8 +8,9 @@ parameter order and the type processors of its dialect. It runs inside the calle
 transaction on the same DBAPI connection, so it is exactly the statement SQLAlchemy
 would send, and a DBAPI error comes out wrapped as SQLAlchemy wraps it.
 
-What it does not do, it refuses the first time it runs (a ValueError, before any SQL is
-sent): Python-side column defaults, expanding (``IN``) parameters. When anything listens
+What it does not do, it refuses with a ValueError before any SQL is sent: an UPDATE's
+parameter named like a column (when built), Python-side column defaults and expanding
+(``IN``) parameters (the first time it runs). When anything listens
 to the engine's cursor executions (a test recording statements, SQL instrumentation), a
 call goes through SQLAlchemy as usual so that the listener sees it.
 """
@@ -24,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, Update
 
 _Processor = Callable[[Any], Any] | None
 
@@ -96,6 +97,13 @@ class Prepared:
     """
 
     def __init__(self, statement: ClauseElement, *, column_keys: Sequence[str] | None = None) -> None:
+        if isinstance(statement, Update):
+            # SQLAlchemy reads such a parameter as a new value for the column: the statement
+            # would run here and fail when a listener sends it through SQLAlchemy.
+            given = {k for k, b in statement.compile().binds.items() if b.required}  # type: ignore[attr-defined]
+            named_like_columns = given & set(statement.table.c.keys())
+            if named_like_columns:
+                raise ValueError(f"parameters named like the table's columns: {sorted(named_like_columns)}")
         self.statement = statement
         self._column_keys = tuple(column_keys) if column_keys else None
         self._plans: weakref.WeakKeyDictionary[Dialect, _Plan] = weakref.WeakKeyDictionary()

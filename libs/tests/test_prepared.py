@@ -115,13 +115,13 @@ async def test_a_guarded_update_returns_the_new_value_or_nothing(run: Any) -> No
 
 
 async def test_run_counts_rows_and_run_many_writes_each(run: Any) -> None:
-    bump = Prepared(update(_wallets).where(_w.balance >= bindparam("least")).values(note=bindparam("note")))
+    bump = Prepared(update(_wallets).where(_w.balance >= bindparam("least")).values(note=bindparam("new_note")))
 
     def work(conn: Connection) -> tuple[int, int, list[Any]]:
         _OPEN.run_many(conn, [_row(n, balance=n * 10) for n in range(5)])
         _OPEN.run_many(conn, [])
-        moved = bump.run(conn, {"least": 20, "note": "rich"})
-        none = bump.run(conn, {"least": 1_000, "note": "x"})
+        moved = bump.run(conn, {"least": 20, "new_note": "rich"})
+        none = bump.run(conn, {"least": 1_000, "new_note": "x"})
         return moved, none, conn.execute(select(_w.id, _w.note).order_by(_w.id)).all()
 
     moved, none, rows = await run(work)
@@ -186,7 +186,9 @@ async def test_listeners_see_every_statement(run: Any) -> None:
     assert [s for s in seen if s in {"INSERT", "UPDATE", "SELECT"}] == ["INSERT", "UPDATE", "SELECT", "INSERT"]
 
 
-def test_what_it_cannot_do_is_refused_on_first_use(tmp_path: Path) -> None:
+def test_what_it_cannot_do_is_refused_before_any_sql(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"named like the table's columns: \['id'\]"):
+        Prepared(update(_wallets).where(_w.id == bindparam("id")).values(note="x"))
     engine = create_engine(f"sqlite:///{tmp_path}/x.db")
     _md.create_all(engine)
     without_note = Prepared(insert(_wallets), column_keys=("id", "balance", "floor", "opened_at"))
