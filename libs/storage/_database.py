@@ -234,8 +234,7 @@ class Database:
         # round trip around it (the driver flag is set on checkout and reset on return).
         async with self._autocommit.connect() as aconn:
             if isinstance(statement, Prepared):
-                prepared = statement
-                return await aconn.run_sync(lambda conn: prepared.first(conn, values))
+                return await aconn.run_sync(statement.first, values)
             return (await aconn.execute(statement, values)).first()
 
     async def dispose(self) -> None:

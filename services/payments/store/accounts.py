@@ -20,14 +20,12 @@ from services.payments.domain.accounts import Account, AccountKind
 from services.payments.store.tables import accounts
 
 _a = accounts.c
-_ENSURE_COLUMNS = ("id", "owner", "kind", "currency", "floor", "balance", "created_at")
 _ENSURE = {
-    "postgresql": Prepared(
-        postgresql.insert(accounts).on_conflict_do_nothing(index_elements=["id"]), column_keys=_ENSURE_COLUMNS
-    ),
-    "sqlite": Prepared(
-        sqlite.insert(accounts).on_conflict_do_nothing(index_elements=["id"]), column_keys=_ENSURE_COLUMNS
-    ),
+    name: Prepared(
+        dialect.insert(accounts).on_conflict_do_nothing(index_elements=["id"]),
+        column_keys=("id", "owner", "kind", "currency", "floor", "balance", "created_at"),
+    )
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 # The guard is in the WHERE clause, so it holds under any concurrency: on PostgreSQL a
 # second writer waits for the row and re-checks it on the committed balance; on SQLite
