@@ -48,6 +48,13 @@ class Grouped(Generic[T, R]):
     on the loop, so requests whose handlers it held up reach the queue first). Groups
     run one at a time unless ``parallel`` says more may (a new group then starts while
     the others run, when items wait and every running drainer is busy).
+
+    ``linger`` is ``gather`` for a service that must not slow a lone caller: the drainer
+    waits up to that long for more items only while others are on their way, and takes
+    the group as soon as they have all queued or it is full. Who is on their way comes
+    from ``in_flight`` (how many callers are between their start and their answer, the
+    queued and the grouped ones included) when given; otherwise the queue is taken as
+    busy when it holds more than one item or the last group did.
     """
 
     def __init__(
@@ -57,6 +64,8 @@ class Grouped(Generic[T, R]):
         *,
         max_size: int = 500,
         gather: float = 0.0,
+        linger: float = 0.0,
+        in_flight: Callable[[], int] | None = None,
         settle: int = 0,
         parallel: Callable[[], int] = lambda: 1,
         name: str = "group-commit",
@@ -65,10 +74,16 @@ class Grouped(Generic[T, R]):
         self._run_one = run_one
         self._max_size = max_size
         self._gather = gather
+        self._linger = linger
+        self._in_flight = in_flight
         self._settle = settle
         self._parallel = parallel
         self._name = name
         self._queue: list[_Waiting[T, R]] = []
+        self._queued_units = 0
+        self._grouped_items = 0  # in groups running now
+        self._last_group = 0
+        self._lingering: list[asyncio.Future[None]] = []
         self._drainers: set[asyncio.Task[None]] = set()
         self._busy = 0
 
@@ -76,6 +91,10 @@ class Grouped(Generic[T, R]):
         """Run ``item`` in the next group; returns its result or raises its error."""
         waiting: _Waiting[T, R] = _Waiting(item, size)
         self._queue.append(waiting)
+        self._queued_units += size
+        if self._lingering and not self._others_coming():
+            for lingering in self._lingering:
+                _wake(lingering)
         # A drainer between groups takes it; while each runs a group, up to ``parallel()``
         # groups run at once (asked at each start: it may change with the load).
         running = self._running()
@@ -98,14 +117,18 @@ class Grouped(Generic[T, R]):
                     break  # fewer groups at once now: the others take the queue
                 if self._gather:
                     await asyncio.sleep(self._gather)
+                elif self._linger and self._others_coming():
+                    await self._wait_for_others()
                 if not self._queue:
                     break  # another drainer took them
                 group = self._take()
                 self._busy += 1
+                self._grouped_items += len(group)
                 try:
                     await self._run(group)
                 finally:
                     self._busy -= 1
+                    self._grouped_items -= len(group)
                 group = []
                 for _ in range(self._settle):
                     await asyncio.sleep(0)
@@ -114,7 +137,28 @@ class Grouped(Generic[T, R]):
             for waiting in group + self._queue:
                 waiting.answer.cancel()
             self._queue = []
+            self._queued_units = 0
             raise
+
+    def _others_coming(self) -> bool:
+        """Whether, for ``linger``, more items are on their way (and there is room)."""
+        if self._queued_units >= self._max_size:
+            return False
+        if self._in_flight is not None:
+            return self._in_flight() > len(self._queue) + self._grouped_items
+        return len(self._queue) > 1 or self._last_group > 1
+
+    async def _wait_for_others(self) -> None:
+        # Woken by `submit` once nobody else is coming, or by the timer.
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._lingering.append(waiter)
+        timer = loop.call_later(self._linger, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._lingering.remove(waiter)
 
     def _take(self) -> list[_Waiting[T, R]]:
         """The longest prefix of the queue within ``max_size`` (at least one item)."""
@@ -123,6 +167,8 @@ class Grouped(Generic[T, R]):
             total += self._queue[taken].size
             taken += 1
         group, self._queue = self._queue[:taken], self._queue[taken:]
+        self._queued_units -= total
+        self._last_group = taken
         return group
 
     async def _run(self, group: list[_Waiting[T, R]]) -> None:
@@ -153,6 +199,11 @@ class Grouped(Generic[T, R]):
             return
         if not waiting.answer.done():
             waiting.answer.set_result(result)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class GroupCommit(Generic[T]):

@@ -186,3 +186,101 @@ async def test_when_parallel_drops_the_extra_groups_stop_after_their_current_one
     later = [asyncio.create_task(commit.submit(f"later{i}")) for i in range(6)]
     assert await asyncio.gather(*first, *later) == ["FIRST0", "FIRST1"] + [f"LATER{i}" for i in range(6)]
     assert most_after_drop == 1
+
+
+# -- linger: wait for callers on their way, never for a lone one ----------------------
+
+FOREVER = 3600.0  # a linger nobody waits out: the test would hang instead of passing
+
+
+async def test_a_lone_caller_is_not_kept_waiting_by_linger() -> None:
+    recorder = Recorder()
+    commit: Grouped[str, str] = Grouped(recorder.group, recorder.one, max_size=10, linger=FOREVER)
+    assert await asyncio.wait_for(commit.submit("a"), 5) == "A"
+    in_flight = 1
+    counted: Grouped[str, str] = Grouped(
+        recorder.group, recorder.one, max_size=10, linger=FOREVER, in_flight=lambda: in_flight
+    )
+    assert await asyncio.wait_for(counted.submit("b"), 5) == "B"
+    assert recorder.alone == ["a", "b"]
+
+
+async def test_linger_waits_for_the_callers_in_flight_and_stops_once_all_queued() -> None:
+    recorder = Recorder()
+    in_flight = 3
+    commit: Grouped[str, str] = Grouped(
+        recorder.group, recorder.one, max_size=10, linger=FOREVER, in_flight=lambda: in_flight
+    )
+    tasks = [asyncio.create_task(commit.submit("a"))]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    # Lingering: two more are on their way.
+    assert recorder.groups == []
+    assert recorder.alone == []
+    tasks.append(asyncio.create_task(commit.submit("b")))
+    await asyncio.sleep(0)
+    tasks.append(asyncio.create_task(commit.submit("c")))  # the last one: no need to wait on
+    assert await asyncio.wait_for(asyncio.gather(*tasks), 5) == ["A", "B", "C"]
+    assert recorder.groups == [["a", "b", "c"]]
+
+
+async def test_linger_gives_up_on_a_caller_that_does_not_come() -> None:
+    recorder = Recorder()
+    commit: Grouped[str, str] = Grouped(recorder.group, recorder.one, max_size=10, linger=0.01, in_flight=lambda: 2)
+    assert await asyncio.wait_for(commit.submit("a"), 5) == "A"
+    assert recorder.alone == ["a"]
+
+
+async def test_linger_stops_when_the_group_is_full() -> None:
+    recorder = Recorder()
+    commit: Grouped[str, str] = Grouped(recorder.group, recorder.one, max_size=2, linger=FOREVER, in_flight=lambda: 9)
+    first = asyncio.create_task(commit.submit("a"))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(commit.submit("b"))
+    assert await asyncio.wait_for(asyncio.gather(first, second), 5) == ["A", "B"]
+    assert recorder.groups == [["a", "b"]]
+
+
+async def test_without_a_count_linger_starts_once_callers_queue_together() -> None:
+    """Without ``in_flight``: a lone caller goes at once; callers that queued while a
+    group ran mean a busy service, so the next drainer lingers and later ones join.
+    """
+    recorder = Recorder()
+    commit: Grouped[str, str] = Grouped(recorder.group, recorder.one, max_size=10, linger=0.05)
+    recorder.gate.clear()
+    first = asyncio.create_task(commit.submit("x"))
+    await asyncio.sleep(0)  # "x" runs alone at once, held by the gate
+    queued = [asyncio.create_task(commit.submit(name)) for name in ("b", "c")]
+    await asyncio.sleep(0)
+    recorder.gate.set()
+    assert await first == "X"
+    for _ in range(5):
+        await asyncio.sleep(0)
+    late = asyncio.create_task(commit.submit("d"))  # arrives while the drainer lingers
+    assert await asyncio.wait_for(asyncio.gather(*queued, late), 5) == ["B", "C", "D"]
+    assert recorder.alone == ["x"]
+    assert recorder.groups == [["b", "c", "d"]]
+
+
+async def test_callers_in_a_running_group_are_not_waited_for() -> None:
+    """parallel=2: "a" is in a group that is running; a second drainer lingers for "c"
+    only (the one still on its way), not for "a".
+    """
+    recorder = Recorder()
+    in_flight = 1
+    commit: Grouped[str, str] = Grouped(
+        recorder.group, None, max_size=10, linger=FOREVER, in_flight=lambda: in_flight, parallel=lambda: 2
+    )
+    recorder.gate.clear()
+    first = asyncio.create_task(commit.submit("a"))
+    for _ in range(3):
+        await asyncio.sleep(0)  # "a" alone: its group runs, held by the gate
+    in_flight = 3
+    second = asyncio.create_task(commit.submit("b"))  # "c" is still on its way
+    for _ in range(5):
+        await asyncio.sleep(0)
+    third = asyncio.create_task(commit.submit("c"))
+    await asyncio.sleep(0)
+    recorder.gate.set()
+    assert await asyncio.wait_for(asyncio.gather(first, second, third), 5) == ["A", "B", "C"]
+    assert sorted(recorder.groups) == [["a"], ["b", "c"]]

@@ -40,6 +40,10 @@ class PaymentsConfig:
     amount (minor units) are authorized unassessed; larger ones fail closed (UNAVAILABLE)."""
     risk_timeout: float = 1.0
     """FURIMA_PAYMENTS_RISK_TIMEOUT_S: the deadline of one AssessTransaction call."""
+    batch_linger: float = 0.003
+    """FURIMA_PAYMENTS_BATCH_LINGER_MS: while other calls are on their way, how long a
+    group commit, or a batch of risk assessments, waits for them to join (a lone call
+    never waits); 0: never."""
     fee_bps: int = 1000
     """FURIMA_PAYMENTS_FEE_BPS: the platform fee on completion, in basis points (10%)."""
     hold_hours: float = 168.0
@@ -79,6 +83,7 @@ class PaymentsConfig:
             tns_target=e.get("FURIMA_TNS_TARGET", "127.0.0.1:50053"),
             risk_fail_open_max=int(number_from(e, "FURIMA_PAYMENTS_RISK_FAIL_OPEN_MAX", d.risk_fail_open_max)),
             risk_timeout=number_from(e, "FURIMA_PAYMENTS_RISK_TIMEOUT_S", d.risk_timeout),
+            batch_linger=number_from(e, "FURIMA_PAYMENTS_BATCH_LINGER_MS", d.batch_linger * 1000) / 1000,
             fee_bps=int(number_from(e, "FURIMA_PAYMENTS_FEE_BPS", d.fee_bps)),
             hold_hours=number_from(e, "FURIMA_PAYMENTS_HOLD_HOURS", d.hold_hours),
             payout_fee=int(number_from(e, "FURIMA_PAYMENTS_PAYOUT_FEE", d.payout_fee)),

@@ -67,7 +67,7 @@ def assemble(
     clock = clock or SystemClock()
     outbox = Outbox(outbox_table, clock=clock)
     ledger = Ledger(db, clock)
-    calls = IdempotentCalls(db, clock, config.idempotency_retention)
+    calls = IdempotentCalls(db, clock, config.idempotency_retention, linger=config.batch_linger)
     expiry = PointsExpiry(db, ledger, outbox, clock)
     cards = cards or SimulatedCardProvider()
     settings = PaymentSettings(

@@ -101,7 +101,7 @@ async def start_payments_service(
     risk: RiskAssessor | None = None
     if config.tns_target:
         tns_channel = make_channel(config.tns_target, services=[RISK_SERVICE], tokens=identity.tokens)
-        risk = TnsRisk(tns_channel, config.risk_timeout)
+        risk = TnsRisk(tns_channel, config.risk_timeout, linger=config.batch_linger)
     container = await build_container(config, clock=clock, risk=risk)
     server = build_server(container, server_config, identity.verifier)
     service = PaymentsService(container, server, identity, tns_channel=tns_channel)

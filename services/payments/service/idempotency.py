@@ -81,7 +81,7 @@ class IdempotentCalls:
     the loser finds the record inside its transaction and replays.
     """
 
-    def __init__(self, db: Database, clock: Clock, retention: timedelta) -> None:
+    def __init__(self, db: Database, clock: Clock, retention: timedelta, *, linger: float = 0.0) -> None:
         self._db = db
         self._clock = clock
         self._retention = retention
@@ -94,6 +94,8 @@ class IdempotentCalls:
             self._commit_alone,
             max_size=GROUP_COMMIT_MAX,
             settle=8,
+            linger=linger,
+            in_flight=self.in_flight,
             parallel=self._groups_at_once,
             name="payments-commit",
         )
@@ -188,6 +190,10 @@ class IdempotentCalls:
         if isinstance(outcome, DomainError):
             raise outcome
         return outcome
+
+    def in_flight(self) -> int:
+        """How many calls hold a key in this process now (between their start and answer)."""
+        return len(self._running)
 
     def _groups_at_once(self) -> int:
         # SQLite has one writer; savepoint groups move balances call by call, in no one order.

@@ -64,11 +64,11 @@ class TnsRisk:
     payments share calls instead of each paying for its own; a lone one is asked alone.
     """
 
-    def __init__(self, channel: grpc.aio.Channel, timeout: float, *, max_batch: int = 100) -> None:
+    def __init__(self, channel: grpc.aio.Channel, timeout: float, *, max_batch: int = 100, linger: float = 0.0) -> None:
         self._stub = risk_grpc.RiskServiceStub(channel)
         self._timeout = timeout
         self._batches: Grouped[RiskQuery, RiskOutcome | RiskUnreachable] = Grouped(
-            self._assess_group, max_size=max_batch, name="payments-risk"
+            self._assess_group, max_size=max_batch, linger=linger, name="payments-risk"
         )
 
     async def assess(self, query: RiskQuery) -> RiskOutcome:
