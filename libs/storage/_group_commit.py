@@ -50,11 +50,11 @@ class Grouped(Generic[T, R]):
     the others run, when items wait and every running drainer is busy).
 
     ``linger`` is ``gather`` for a service that must not slow a lone caller: the drainer
-    waits up to that long for more items only while others are on their way, and takes
-    the group as soon as they have all queued or it is full. Who is on their way comes
-    from ``in_flight`` (how many callers are between their start and their answer, the
-    queued and the grouped ones included) when given; otherwise the queue is taken as
-    busy when it holds more than one item or the last group did.
+    waits up to that long for more items only when more are likely. That is when the
+    queue shows load (it holds more than one item, or the last group did), and then it
+    waits the whole time unless the group fills. Or, when only ``in_flight`` says so
+    (how many callers are between their start and their answer, queued and grouped ones
+    included), until every one of them has queued.
     """
 
     def __init__(
@@ -83,7 +83,8 @@ class Grouped(Generic[T, R]):
         self._queued_units = 0
         self._grouped_items = 0  # in groups running now
         self._last_group = 0
-        self._lingering: list[asyncio.Future[None]] = []
+        # Drainers lingering, each with whether only callers counted in flight keep it.
+        self._lingering: list[tuple[asyncio.Future[None], bool]] = []
         self._drainers: set[asyncio.Task[None]] = set()
         self._busy = 0
 
@@ -92,9 +93,11 @@ class Grouped(Generic[T, R]):
         waiting: _Waiting[T, R] = _Waiting(item, size)
         self._queue.append(waiting)
         self._queued_units += size
-        if self._lingering and not self._others_coming():
-            for lingering in self._lingering:
-                _wake(lingering)
+        if self._lingering:
+            full, coming = self._queued_units >= self._max_size, self._counted_coming()
+            for waiter, for_counted in self._lingering:
+                if full or (for_counted and not coming):
+                    _wake(waiter)
         # A drainer between groups takes it; while each runs a group, up to ``parallel()``
         # groups run at once (asked at each start: it may change with the load).
         running = self._running()
@@ -117,7 +120,7 @@ class Grouped(Generic[T, R]):
                     break  # fewer groups at once now: the others take the queue
                 if self._gather:
                     await asyncio.sleep(self._gather)
-                elif self._linger and self._others_coming():
+                elif self._linger:
                     await self._wait_for_others()
                 if not self._queue:
                     break  # another drainer took them
@@ -140,25 +143,33 @@ class Grouped(Generic[T, R]):
             self._queued_units = 0
             raise
 
-    def _others_coming(self) -> bool:
-        """Whether, for ``linger``, more items are on their way (and there is room)."""
-        if self._queued_units >= self._max_size:
+    def _counted_coming(self) -> bool:
+        """Whether callers counted by ``in_flight`` have not queued yet."""
+        if self._in_flight is None:
             return False
-        if self._in_flight is not None:
-            return self._in_flight() > len(self._queue) + self._grouped_items
-        return len(self._queue) > 1 or self._last_group > 1
+        return self._in_flight() > len(self._queue) + self._grouped_items
 
     async def _wait_for_others(self) -> None:
-        # Woken by `submit` once nobody else is coming, or by the timer.
+        """``linger``: wait for more items while the queue shows load (it holds more than
+        one, or the last group did: requests this process has not started on are likely
+        arriving too), or until the callers counted in flight have queued; never past a
+        full group, never for a lone caller on an idle service.
+        """
+        if self._queued_units >= self._max_size:
+            return
+        busy = len(self._queue) > 1 or self._last_group > 1
+        if not busy and not self._counted_coming():
+            return
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
-        self._lingering.append(waiter)
+        entry = (waiter, not busy)
+        self._lingering.append(entry)
         timer = loop.call_later(self._linger, _wake, waiter)
         try:
             await waiter
         finally:
             timer.cancel()
-            self._lingering.remove(waiter)
+            self._lingering.remove(entry)
 
     def _take(self) -> list[_Waiting[T, R]]:
         """The longest prefix of the queue within ``max_size`` (at least one item)."""

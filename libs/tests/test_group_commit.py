@@ -241,12 +241,20 @@ async def test_linger_stops_when_the_group_is_full() -> None:
     assert recorder.groups == [["a", "b"]]
 
 
-async def test_without_a_count_linger_starts_once_callers_queue_together() -> None:
-    """Without ``in_flight``: a lone caller goes at once; callers that queued while a
-    group ran mean a busy service, so the next drainer lingers and later ones join.
+@pytest.mark.parametrize("counted", [False, True], ids=["no count", "all counted queued"])
+async def test_linger_starts_once_callers_queue_together(counted: bool) -> None:
+    """A lone caller goes at once; callers that queued while a group ran mean a busy
+    service, so the next drainer lingers and later ones join — also when every caller
+    counted in flight has queued (the next requests may not have started yet).
     """
     recorder = Recorder()
-    commit: Grouped[str, str] = Grouped(recorder.group, recorder.one, max_size=10, linger=0.05)
+    commit: Grouped[str, str]
+
+    def everyone_queued() -> int:
+        return len(commit._queue) + commit._grouped_items
+
+    in_flight = everyone_queued if counted else None
+    commit = Grouped(recorder.group, recorder.one, max_size=10, linger=0.05, in_flight=in_flight)
     recorder.gate.clear()
     first = asyncio.create_task(commit.submit("x"))
     await asyncio.sleep(0)  # "x" runs alone at once, held by the gate
@@ -256,10 +264,13 @@ async def test_without_a_count_linger_starts_once_callers_queue_together() -> No
     assert await first == "X"
     for _ in range(5):
         await asyncio.sleep(0)
-    late = asyncio.create_task(commit.submit("d"))  # arrives while the drainer lingers
-    assert await asyncio.wait_for(asyncio.gather(*queued, late), 5) == ["B", "C", "D"]
+    late = [asyncio.create_task(commit.submit("d"))]  # arrives while the drainer lingers
+    for _ in range(5):
+        await asyncio.sleep(0)
+    late.append(asyncio.create_task(commit.submit("e")))  # and so does this one
+    assert await asyncio.wait_for(asyncio.gather(*queued, *late), 5) == ["B", "C", "D", "E"]
     assert recorder.alone == ["x"]
-    assert recorder.groups == [["b", "c", "d"]]
+    assert recorder.groups == [["b", "c", "d", "e"]]
 
 
 async def test_callers_in_a_running_group_are_not_waited_for() -> None:
