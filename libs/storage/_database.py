@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 import structlog
 from sqlalchemy import Connection, Engine, Executable, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from libs.storage._prepared import Prepared
@@ -67,8 +69,9 @@ class Database:
         else:
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = pool_size
-            kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.engine.dialect.name != "sqlite":
+            _ping_when_idle(self.engine.sync_engine, PING_AFTER_IDLE_S)
         # The same pool, for single-statement reads (`fetch_one`).
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sqlite_writer = asyncio.Lock()
@@ -253,6 +256,38 @@ class Database:
             self._sync_writer.dispose()
         await self.engine.dispose()
         await asyncio.sleep(0)
+
+
+# A pooled connection idle this long is pinged before use (see `_ping_when_idle`).
+PING_AFTER_IDLE_S = 1.0
+
+
+def _ping_when_idle(engine: Engine, idle_s: float) -> None:
+    """``pool_pre_ping``, for connections back in the pool longer than ``idle_s`` only.
+
+    A server restart or an idle timeout kills pooled connections, and the first statement
+    on a dead one would fail the request: such a connection is replaced at checkout. But
+    pinging every checkout costs a round trip each time (a hot read is one round trip in
+    all), while a connection checked in moments ago is as alive as a ping would show.
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine.pool, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info["furima_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop("furima_idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < idle_s:
+            return  # new, or back moments ago
+        try:
+            alive = dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            # The pool drops this connection and checks out another (a new one).
+            raise DisconnectionError("pooled connection failed its ping") from exc
+        if not alive:
+            raise DisconnectionError("pooled connection failed its ping")
 
 
 def _configure_sqlite(

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
 from libs.storage import Database, GroupCommit
+from libs.storage import _database as storage_database
+from libs.testing import POSTGRES_SKIP_REASON, postgres_admin_url, temporary_postgres_database
 
 
 async def test_nested_write_transaction_raises_instead_of_deadlocking(database_url: str) -> None:
@@ -157,5 +160,69 @@ async def test_group_commit_gathers_concurrent_items_into_shared_batches(databas
         assert row[0] == 20
         assert sum(batches) == 20
         assert len(batches) < 5
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database (skipped without one)."""
+    admin = postgres_admin_url()
+    if admin is None:
+        pytest.skip(POSTGRES_SKIP_REASON)
+    async with temporary_postgres_database(admin) as url:
+        yield url
+
+
+async def _kill_backend(url: str, pid: int) -> None:
+    killer = Database(url)
+    try:
+        row = await killer.fetch_one(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        assert row is not None
+        assert row[0] is True
+    finally:
+        await killer.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_pooled_connection_that_died_while_idle_is_replaced(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a pause (the server restarted, an idle timeout) the dead connection is found
+    by its ping at checkout and replaced: the read succeeds on a new one.
+    """
+    monkeypatch.setattr(storage_database, "PING_AFTER_IDLE_S", 0.0)
+    db = Database(postgres_url, pool_size=1)
+    try:
+        first = await db.fetch_one(text("SELECT pg_backend_pid()"))
+        assert first is not None
+        await _kill_backend(postgres_url, first[0])
+        second = await db.fetch_one(text("SELECT pg_backend_pid()"))
+        assert second is not None
+        assert second[0] != first[0]
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_connection_back_in_the_pool_moments_ago_is_not_pinged(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No round trip for a ping on a hot path: a connection checked in moments ago is used
+    as it is (here its backend was killed meanwhile, so the read fails, and the pool then
+    replaces it for the next one).
+    """
+    monkeypatch.setattr(storage_database, "PING_AFTER_IDLE_S", 3600.0)
+    db = Database(postgres_url, pool_size=1)
+    try:
+        first = await db.fetch_one(text("SELECT pg_backend_pid()"))
+        assert first is not None
+        await _kill_backend(postgres_url, first[0])
+        with pytest.raises(DBAPIError) as failed:
+            await db.fetch_one(text("SELECT pg_backend_pid()"))
+        assert failed.value.connection_invalidated
+        again = await db.fetch_one(text("SELECT pg_backend_pid()"))
+        assert again is not None
+        assert again[0] != first[0]
     finally:
         await db.dispose()
