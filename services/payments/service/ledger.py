@@ -43,9 +43,12 @@ class Ledger:
         self._clock = clock
         self._known = accounts_repo.KnownAccounts()
 
-    def post(self, conn: Connection, draft: TransferDraft) -> PostedTransfer:
+    def post(self, conn: Connection, draft: TransferDraft, *, late: bool = False) -> PostedTransfer:
         """Post ``draft`` on the caller's (synchronous) connection, inside its transaction,
-        so the effect, the idempotency record and the event commit together.
+        so the effect, the idempotency record and the event commit together. With
+        ``late``, on PostgreSQL the transfer row and its entries are written with the
+        unit's other transfers, in one statement at its end: then nothing in the unit may
+        refer to the transfer row meanwhile (a refund or points lot row naming it).
 
         INVALID_ARGUMENT for a transfer that does not balance; INSUFFICIENT_FUNDS
         (FAILED_PRECONDITION) when a leg would cross its account's floor — the caller's
@@ -64,7 +67,11 @@ class Ledger:
             # the fewest round trips, and taken in account-id order. Floors hold for the
             # net move of the group (its calls are concurrent: any order is theirs). A read
             # of balances in the transaction applies the pending moves first.
-            ledger_repo.open_and_insert_transfer(conn, transfer_id, draft, now)
+            if late:
+                posted = (transfer_id, draft, now)
+                gather_late(conn, ledger_repo.PENDING_TRANSFERS, posted, ledger_repo.open_and_insert_transfers)
+            else:
+                ledger_repo.open_and_insert_transfer(conn, transfer_id, draft, now)
             moves = [(leg.account.account_id, leg.amount) for leg in draft.legs]
             gather_late(conn, accounts_repo.PENDING_MOVES, moves, _move_balances_at_once, last=True)
         else:

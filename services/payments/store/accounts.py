@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.storage import Prepared, settle_late
 from services.payments.domain.accounts import Account, AccountKind
+from services.payments.store.ledger import PENDING_TRANSFERS
 from services.payments.store.tables import accounts
 
 _a = accounts.c
@@ -107,7 +108,10 @@ PENDING_MOVES = "accounts.pending_moves"
 
 
 def settle_moves(conn: Connection) -> None:
-    """Apply the transaction's pending balance moves now, so that a read sees them."""
+    """Apply the transaction's pending balance moves now, so that a read sees them (and
+    write its pending transfers first: they open the accounts the moves update).
+    """
+    settle_late(conn, PENDING_TRANSFERS)
     settle_late(conn, PENDING_MOVES)
 
 

@@ -62,60 +62,73 @@ def insert_transfer(conn: Connection, transfer_id: str, draft: TransferDraft, no
     )
 
 
+# Transfers gathered by `Ledger.post` to be written at the end of their unit (on
+# PostgreSQL): their statement opens accounts, so balance moves settle them first.
+PENDING_TRANSFERS = "ledger.pending_transfers"
+
+
 def open_and_insert_transfer(conn: Connection, transfer_id: str, draft: TransferDraft, now: datetime) -> None:
-    """PostgreSQL, in one round trip: open the legs' accounts that do not exist yet, write
-    the transfer row and its entries (data-modifying CTEs; the entries' references are
-    checked at the end of the statement, when the accounts and the transfer are there).
+    """PostgreSQL: one transfer (see `open_and_insert_transfers`)."""
+    open_and_insert_transfers(conn, [(transfer_id, draft, now)])
+
+
+def open_and_insert_transfers(conn: Connection, posted: Sequence[tuple[str, TransferDraft, datetime]]) -> None:
+    """PostgreSQL, in one round trip for any number of transfers (id, draft, time): open
+    the legs' accounts that do not exist yet, write the transfer rows and their entries,
+    in order (data-modifying CTEs; the entries' references are checked at the end of the
+    statement, when the accounts and the transfers are there).
 
     An account that exists is left out before the insert (NOT EXISTS, on the statement's
     snapshot): ON CONFLICT alone would wait for any transaction updating its balance,
     queueing every transfer of a hot account behind the one that holds it.
     """
-    legs = draft.legs
+    legs = [(transfer_id, now, leg) for transfer_id, draft, now in posted for leg in draft.legs]
     _OPEN_AND_INSERT.run(
         conn,
         {
-            "transfer_id": transfer_id,
-            "kind": draft.kind,
-            "description": draft.description,
-            "reverses": draft.reverses,
-            "now": now,
-            "ids": [leg.account.account_id for leg in legs],
-            "owners": [leg.account.owner for leg in legs],
-            "kinds": [leg.account.kind.value for leg in legs],
-            "currencies": [leg.currency for leg in legs],
-            "floors": [leg.account.floor for leg in legs],
-            "amounts": [leg.amount for leg in legs],
+            "transfer_ids": [transfer_id for transfer_id, _, _ in posted],
+            "transfer_kinds": [draft.kind for _, draft, _ in posted],
+            "descriptions": [draft.description for _, draft, _ in posted],
+            "reverses": [draft.reverses for _, draft, _ in posted],
+            "times": [now for _, _, now in posted],
+            "leg_transfers": [transfer_id for transfer_id, _, _ in legs],
+            "leg_times": [now for _, now, _ in legs],
+            "ids": [leg.account.account_id for _, _, leg in legs],
+            "owners": [leg.account.owner for _, _, leg in legs],
+            "kinds": [leg.account.kind.value for _, _, leg in legs],
+            "currencies": [leg.currency for _, _, leg in legs],
+            "floors": [leg.account.floor for _, _, leg in legs],
+            "amounts": [leg.amount for _, _, leg in legs],
         },
     )
 
 
-# Arrays, not a VALUES row per leg: one statement for any number of legs, prepared once
-# (SQLAlchemy compiles a multi-row VALUES insert again on every call).
+# Arrays, not a VALUES row per leg: one statement for any number of transfers and legs,
+# prepared once (SQLAlchemy compiles a multi-row VALUES insert again on every call).
 _OPEN_AND_INSERT = Prepared(
     text(
         """
     WITH legs AS (
         SELECT * FROM unnest(
+            CAST(:leg_transfers AS varchar[]), CAST(:leg_times AS timestamptz[]),
             CAST(:ids AS varchar[]), CAST(:owners AS varchar[]), CAST(:kinds AS varchar[]),
             CAST(:currencies AS varchar[]), CAST(:floors AS bigint[]), CAST(:amounts AS bigint[])
-        ) WITH ORDINALITY AS leg(account_id, owner, kind, currency, floor, amount, n)
+        ) WITH ORDINALITY AS leg(transfer_id, created_at, account_id, owner, kind, currency, floor, amount, n)
     ), opened AS (
         INSERT INTO accounts (id, owner, kind, currency, floor, balance, created_at)
-        SELECT account_id, owner, kind, currency, floor, 0, CAST(:now AS timestamptz) FROM legs
+        SELECT DISTINCT ON (account_id) account_id, owner, kind, currency, floor, 0, created_at FROM legs
         WHERE NOT EXISTS (SELECT FROM accounts AS a WHERE a.id = legs.account_id)
         ORDER BY account_id
         ON CONFLICT (id) DO NOTHING
     ), transfer AS (
         INSERT INTO transfers (id, kind, description, reverses, created_at)
-        VALUES (
-            CAST(:transfer_id AS varchar), CAST(:kind AS varchar), CAST(:description AS text),
-            CAST(:reverses AS varchar), CAST(:now AS timestamptz)
+        SELECT * FROM unnest(
+            CAST(:transfer_ids AS varchar[]), CAST(:transfer_kinds AS varchar[]), CAST(:descriptions AS text[]),
+            CAST(:reverses AS varchar[]), CAST(:times AS timestamptz[])
         )
     )
     INSERT INTO entries (transfer_id, account_id, amount, currency, created_at)
-    SELECT CAST(:transfer_id AS varchar), account_id, amount, currency, CAST(:now AS timestamptz)
-    FROM legs ORDER BY n
+    SELECT transfer_id, account_id, amount, currency, created_at FROM legs ORDER BY n
     """
     )
 )

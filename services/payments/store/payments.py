@@ -6,7 +6,7 @@ Writes run on a synchronous connection inside the caller's transaction (see
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -48,49 +48,60 @@ _ADD_RETURNED = (
 _TRANSITIONS: dict[tuple[str, ...], Prepared] = {}
 
 
-def insert_payment(conn: Connection, payment: Payment) -> None:
-    """Record a new payment with its funding lines."""
-    _INSERT_PAYMENT.run(
-        conn,
-        {
-            "id": payment.payment_id,
-            "order_id": payment.order_id,
-            "buyer_id": payment.buyer_id,
-            "seller_id": payment.seller_id,
-            "currency": payment.currency,
-            "amount": payment.amount,
-            "status": payment.status.value,
-            "remainder_method": payment.remainder.value,
-            "captured": payment.captured,
-            "refunded": payment.refunded,
-            "fee": payment.fee,
-            "shard": payment.shard,
-            "risk_decision": payment.risk.decision,
-            "risk_assessment_id": payment.risk.assessment_id,
-            "risk_score": payment.risk.score,
-            "risk_reasons": ",".join(payment.risk.reason_codes),
-            "card_reference": payment.card_reference,
-            "description": payment.description,
-            "hold_expires_at": payment.hold_expires_at,
-            "created_at": payment.created_at,
-            "updated_at": payment.updated_at,
-        },
-    )
-    if payment.funding:
-        _INSERT_FUNDING.run_many(
-            conn,
-            [
-                {"payment_id": payment.payment_id, "source": f.source.value, "amount": f.amount, "refunded": f.returned}
-                for f in payment.funding
-            ],
-        )
+# New payments gathered to be written at the end of their unit (on PostgreSQL).
+NEW_PAYMENTS = "payments.new"
 
 
-def record_points(conn: Connection, payment_id: str, spent: Iterable[tuple[str, int]]) -> None:
-    """Remember which lots paid how many points."""
-    rows = [{"payment_id": payment_id, "lot_id": lot, "points": n, "returned": 0} for lot, n in spent]
-    if rows:
-        conn.execute(_INSERT_POINTS, rows)
+def insert_payment(conn: Connection, payment: Payment, spent: Iterable[tuple[str, int]] = ()) -> None:
+    """Record a new payment with its funding lines and the points lots it spent from."""
+    insert_payments(conn, [(payment, tuple(spent))])
+
+
+def insert_payments(conn: Connection, new: Sequence[tuple[Payment, Sequence[tuple[str, int]]]]) -> None:
+    """Record new payments (each with the points lots it spent from): one statement per
+    table for all of them.
+    """
+    _INSERT_PAYMENT.run_many(conn, [_payment_row(payment) for payment, _ in new])
+    lines = [
+        {"payment_id": payment.payment_id, "source": f.source.value, "amount": f.amount, "refunded": f.returned}
+        for payment, _ in new
+        for f in payment.funding
+    ]
+    if lines:
+        _INSERT_FUNDING.run_many(conn, lines)
+    points = [
+        {"payment_id": payment.payment_id, "lot_id": lot, "points": n, "returned": 0}
+        for payment, spent in new
+        for lot, n in spent
+    ]
+    if points:
+        conn.execute(_INSERT_POINTS, points)
+
+
+def _payment_row(payment: Payment) -> dict[str, Any]:
+    return {
+        "id": payment.payment_id,
+        "order_id": payment.order_id,
+        "buyer_id": payment.buyer_id,
+        "seller_id": payment.seller_id,
+        "currency": payment.currency,
+        "amount": payment.amount,
+        "status": payment.status.value,
+        "remainder_method": payment.remainder.value,
+        "captured": payment.captured,
+        "refunded": payment.refunded,
+        "fee": payment.fee,
+        "shard": payment.shard,
+        "risk_decision": payment.risk.decision,
+        "risk_assessment_id": payment.risk.assessment_id,
+        "risk_score": payment.risk.score,
+        "risk_reasons": ",".join(payment.risk.reason_codes),
+        "card_reference": payment.card_reference,
+        "description": payment.description,
+        "hold_expires_at": payment.hold_expires_at,
+        "created_at": payment.created_at,
+        "updated_at": payment.updated_at,
+    }
 
 
 def points_to_return(conn: Connection, payment_id: str) -> list[tuple[str, int]]:

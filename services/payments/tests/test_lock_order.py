@@ -20,7 +20,7 @@ from services.payments.domain.accounts import AccountKind, user_account
 from services.payments.domain.transfers import Leg, TransferDraft
 from services.payments.store import accounts as accounts_repo
 from services.payments.store import ledger as ledger_repo
-from services.payments.tests.payments_helpers import BANK, order, top_up
+from services.payments.tests.payments_helpers import BANK, grant, order, top_up
 
 SVC = "svc-orders"
 SALES = user_account("usr_seller", AccountKind.SALES, "JPY")
@@ -105,10 +105,14 @@ async def test_one_statement_moves_every_leg_or_reports_the_refused_ones(c: Paym
         await conn.rollback()  # balances without their entries: never kept
 
 
-async def test_a_balance_read_in_the_unit_sees_its_pending_moves(c: PaymentsContainer, db: Database) -> None:
+@pytest.mark.parametrize("late", [False, True], ids=["transfer at once", "transfer late"])
+async def test_a_balance_read_in_the_unit_sees_its_pending_moves(
+    c: PaymentsContainer, db: Database, late: bool
+) -> None:
     """On PostgreSQL a transfer's balance moves wait for the end of the unit; a read of
     balances inside it (a credit repayment's split) applies them first, and they are not
-    applied twice at the end.
+    applied twice at the end. A transfer gathered for the end of the unit is written
+    before (it opens the seller's account, which the moves update).
     """
     if db.dialect != "postgresql":
         pytest.skip("PostgreSQL only: SQLite moves each leg at once, nothing is pending")
@@ -117,9 +121,9 @@ async def test_a_balance_read_in_the_unit_sees_its_pending_moves(c: PaymentsCont
 
     def body(conn: Connection) -> dict[str, int]:
         with late_steps(conn):
-            c.ledger.post(conn, TransferDraft("spend", (Leg(cash, -200), Leg(SALES, 200))))
+            c.ledger.post(conn, TransferDraft("spend", (Leg(cash, -200), Leg(SALES, 200))), late=late)
             seen = accounts_repo.balances_of(conn, [cash.account_id, SALES.account_id], lock=True)
-            c.ledger.post(conn, TransferDraft("spend", (Leg(cash, -100), Leg(SALES, 100))))
+            c.ledger.post(conn, TransferDraft("spend", (Leg(cash, -100), Leg(SALES, 100))), late=late)
         return seen
 
     seen = await db.write_sync(body)
@@ -164,3 +168,41 @@ async def test_a_group_moves_every_call_s_balances_in_one_statement(c: PaymentsC
     async with db.read() as conn:
         after = await conn.run_sync(lambda sync: accounts_repo.balances_of(sync, [cash.account_id, SALES.account_id]))
     assert after == {cash.account_id: 500, SALES.account_id: 500}
+
+
+async def test_a_group_writes_its_new_payments_and_transfers_in_one_statement_each(
+    c: PaymentsContainer, db: Database, clock: FrozenClock
+) -> None:
+    """Creates committed together on PostgreSQL: the group's payments, their funding
+    lines, their points lots and their transfers (with the entries and new accounts) are
+    each written by one statement, before the balance moves; every payment is there.
+    """
+    if db.dialect != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite writes each row at once (no round trips to save)")
+    buyers = [f"usr_b{n}" for n in range(6)]
+    for buyer in buyers:
+        await top_up(c, buyer, 5_000)
+    await grant(c, clock, buyers[0], 100, "points-b0")
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(" ".join(statement.split())[:40])
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        created = await asyncio.gather(
+            *(c.payments.create(SVC, order(f"k{n}", 300, buyer_id=b, capture=True)) for n, b in enumerate(buyers))
+        )
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    groups = sum(s.startswith("INSERT INTO idempotency_keys") for s in statements)
+    assert groups < len(buyers), statements
+    for table in ("INSERT INTO payments ", "INSERT INTO payment_funding", "INSERT INTO payment_points", "WITH legs"):
+        assert 0 < sum(s.startswith(table) for s in statements) <= groups, (table, statements)
+    writes = [s for s in statements if not s.startswith("SELECT")]
+    first_move = next(n for n, s in enumerate(writes) if s.startswith("WITH moves"))
+    assert any(s.startswith("WITH legs") for s in writes[:first_move]), writes
+    for payment in created:
+        stored = await c.payments.get(payment.payment_id)
+        assert stored == payment
+    assert created[0].funding[0].amount == 100  # the points came first
