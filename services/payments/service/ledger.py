@@ -55,7 +55,7 @@ class Ledger:
         transaction must then roll back, undoing the legs applied before it.
         """
         validate_transfer(draft)
-        self._refuse_frozen(conn, draft)
+        self._refuse_frozen(conn, draft, late=late)
         now = self._clock.now()
         transfer_id = new_ulid("trf_")
         if conn.dialect.name == "postgresql":
@@ -101,20 +101,22 @@ class Ledger:
         """`post` inside an async transaction."""
         return await tx.conn.run_sync(self.post, draft)
 
-    def _refuse_frozen(self, conn: Connection, draft: TransferDraft) -> None:
+    def _refuse_frozen(self, conn: Connection, draft: TransferDraft, *, late: bool) -> None:
         # A suspended user's money stays put: no leg may take from their accounts.
         # Money coming in still lands, and the platform's own movements (reversals,
         # expiring points, released holds) still post.
         if draft.reverses is not None or draft.kind in PLATFORM_INITIATED:
             return
         payers = {leg.account.owner for leg in draft.legs if leg.amount < 0 and leg.account.kind in USER_KINDS}
-        frozen = frozen_repo.frozen_among(conn, payers)
-        if frozen:
-            raise FailedPrecondition(
-                "the wallet is frozen while its owner is suspended",
-                reason="WALLET_FROZEN",
-                metadata={"user_id": sorted(frozen)[0]},
-            )
+        if not payers:
+            return
+        if late and conn.dialect.name == "postgresql":
+            # Checked with the unit's other payers in one read at its end, before the
+            # balance moves: a freeze committed meanwhile is seen all the same. In a group
+            # a frozen payer fails the group, which then runs call by call.
+            gather_late(conn, frozen_repo.PENDING_CHECKS, payers, _refuse_frozen_payers)
+            return
+        _refuse_frozen_payers(conn, [payers])
 
     async def transfer(self, draft: TransferDraft) -> PostedTransfer:
         """Post ``draft`` in a transaction of its own."""
@@ -146,6 +148,17 @@ class Ledger:
             sums = await ledger_repo.currency_sums(conn)
             unbalanced = await ledger_repo.unbalanced_transfers(conn)
         return report(rows, sums, unbalanced)
+
+
+def _refuse_frozen_payers(conn: Connection, payers: Sequence[set[str]]) -> None:
+    """FAILED_PRECONDITION (WALLET_FROZEN) when one of the payers' wallets is frozen."""
+    frozen = frozen_repo.frozen_among(conn, set().union(*payers))
+    if frozen:
+        raise FailedPrecondition(
+            "the wallet is frozen while its owner is suspended",
+            reason="WALLET_FROZEN",
+            metadata={"user_id": sorted(frozen)[0]},
+        )
 
 
 def _move_balances_at_once(conn: Connection, transfers: Sequence[list[tuple[str, int]]]) -> None:

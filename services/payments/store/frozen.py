@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, delete, select
+from sqlalchemy import Connection, bindparam, delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -31,6 +31,12 @@ _FROZEN_AMONG = select(frozen_wallets.c.user_id).where(frozen_wallets.c.user_id.
 _FROZEN_ONE = Prepared(select(frozen_wallets.c.user_id).where(frozen_wallets.c.user_id == bindparam("id")))
 
 
+# Payers checked together at the end of a unit (`Ledger.post` with ``late``).
+PENDING_CHECKS = "frozen.pending_checks"
+# Several payers on PostgreSQL (a group's): one array parameter, prepared once.
+_FROZEN_ANY = Prepared(text("SELECT user_id FROM frozen_wallets WHERE user_id = ANY(CAST(:ids AS varchar[]))"))
+
+
 def frozen_among(conn: Connection, user_ids: Iterable[str]) -> set[str]:
     """Which of ``user_ids`` have a frozen wallet."""
     wanted = sorted(set(user_ids))
@@ -38,4 +44,6 @@ def frozen_among(conn: Connection, user_ids: Iterable[str]) -> set[str]:
         return set()
     if len(wanted) == 1:
         return {r[0] for r in _FROZEN_ONE.rows(conn, {"id": wanted[0]})}
+    if conn.dialect.name == "postgresql":
+        return {r[0] for r in _FROZEN_ANY.rows(conn, {"ids": wanted})}
     return {r[0] for r in conn.execute(_FROZEN_AMONG, {"ids": wanted})}

@@ -13,12 +13,14 @@ from sqlalchemy import Connection, event, text
 from sqlalchemy.exc import DBAPIError
 
 from libs.clock import FrozenClock
+from libs.errors import FailedPrecondition
 from libs.storage import Database, late_steps
 from services.payments.config import PaymentsConfig
 from services.payments.container import PaymentsContainer, assemble
 from services.payments.domain.accounts import AccountKind, user_account
 from services.payments.domain.transfers import Leg, TransferDraft
 from services.payments.store import accounts as accounts_repo
+from services.payments.store import frozen as frozen_repo
 from services.payments.store import ledger as ledger_repo
 from services.payments.tests.payments_helpers import BANK, grant, order, top_up
 
@@ -206,3 +208,52 @@ async def test_a_group_writes_its_new_payments_and_transfers_in_one_statement_ea
         stored = await c.payments.get(payment.payment_id)
         assert stored == payment
     assert created[0].funding[0].amount == 100  # the points came first
+
+
+async def test_a_frozen_buyer_in_a_group_is_refused_alone_and_the_others_pay(
+    c: PaymentsContainer, db: Database, clock: FrozenClock
+) -> None:
+    """On PostgreSQL a group's payers are checked for frozen wallets in one read at its
+    end: a frozen one fails the group, which runs again call by call, so only that buyer
+    is refused (WALLET_FROZEN) and nothing of theirs is kept.
+    """
+    if db.dialect != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite checks each payer at once")
+    buyers = [f"usr_f{n}" for n in range(5)]
+    for buyer in buyers:
+        await top_up(c, buyer, 1_000)
+    async with db.transaction() as tx:
+        await frozen_repo.freeze(tx.conn, buyers[2], "suspended", clock.now())
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(" ".join(statement.split())[:40])
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        results = await asyncio.gather(
+            *(c.payments.create(SVC, order(f"f{n}", 300, buyer_id=b, capture=True)) for n, b in enumerate(buyers)),
+            return_exceptions=True,
+        )
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    refused = results[2]
+    assert isinstance(refused, FailedPrecondition)
+    assert refused.reason == "WALLET_FROZEN"
+    assert refused.metadata == {"user_id": buyers[2]}
+    assert all(not isinstance(r, BaseException) for n, r in enumerate(results) if n != 2), results
+    # The group checked its payers together (one read for several), then ran call by call.
+    assert any(s.startswith("SELECT user_id FROM frozen_wallets WHERE") for s in statements), statements
+    async with db.read() as conn:
+        balances = await conn.run_sync(
+            lambda sync: accounts_repo.balances_of(
+                sync, [user_account(b, AccountKind.CASH, "JPY").account_id for b in buyers]
+            )
+        )
+    assert [balances[user_account(b, AccountKind.CASH, "JPY").account_id] for b in buyers] == [
+        700,
+        700,
+        1_000,
+        700,
+        700,
+    ]
