@@ -12,9 +12,10 @@ from sqlalchemy import Connection, bindparam, select, text
 
 from libs.clock import Clock
 from libs.errors import Aborted, DomainError
-from libs.storage import Database, Grouped, Transaction, gather_late, late_steps, retry_conflicts
+from libs.storage import Database, Grouped, Transaction, gather_late, late_steps, retry_conflicts, settle_late
 from services.payments.domain.idempotency import IdempotencyRecord, replay, retention_until, stored_response
 from services.payments.store import accounts as accounts_repo
+from services.payments.store import frozen as frozen_repo
 from services.payments.store import idempotency as idempotency_repo
 from services.payments.store.tables import idempotency_keys
 
@@ -219,6 +220,9 @@ class IdempotentCalls:
             response = call.effect(conn)
             self._remember(conn, call.scope, call.key, call.fingerprint, response)
             if own_moves:
+                # What may refuse the call is settled inside its savepoint: the frozen
+                # check of its payers, then its balance moves (see `_apply_in_savepoint`).
+                settle_late(conn, frozen_repo.PENDING_CHECKS)
                 accounts_repo.settle_moves(conn)
         return response, True
 

@@ -113,7 +113,8 @@ class Ledger:
         if late and conn.dialect.name == "postgresql":
             # Checked with the unit's other payers in one read at its end, before the
             # balance moves: a freeze committed meanwhile is seen all the same. In a group
-            # a frozen payer fails the group, which then runs call by call.
+            # a frozen payer fails the group, which then runs call by call (in the careful
+            # groups after a refusal, each call settles its check in its own savepoint).
             gather_late(conn, frozen_repo.PENDING_CHECKS, payers, _refuse_frozen_payers)
             return
         _refuse_frozen_payers(conn, [payers])

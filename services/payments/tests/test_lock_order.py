@@ -257,3 +257,40 @@ async def test_a_frozen_buyer_in_a_group_is_refused_alone_and_the_others_pay(
         700,
         700,
     ]
+
+
+async def test_after_a_refusal_a_frozen_buyer_undoes_only_its_own_savepoint(
+    c: PaymentsContainer, db: Database, clock: FrozenClock
+) -> None:
+    """In the careful groups that follow a refusal, each call settles its frozen check
+    inside its savepoint: the frozen buyer's call rolls back alone and the group still
+    commits the others together (their records in shared statements, not one each).
+    """
+    if db.dialect != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite checks each payer at once")
+    buyers = [f"usr_g{n}" for n in range(5)]
+    for buyer in buyers:
+        await top_up(c, buyer, 1_000)
+    async with db.transaction() as tx:
+        await frozen_repo.freeze(tx.conn, buyers[2], "suspended", clock.now())
+    with pytest.raises(FailedPrecondition):  # refused in its transaction: the next groups are careful
+        await c.payments.create(SVC, order("first", 300, buyer_id=buyers[2], capture=True))
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(" ".join(statement.split())[:40])
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        results = await asyncio.gather(
+            *(c.payments.create(SVC, order(f"g{n}", 300, buyer_id=b, capture=True)) for n, b in enumerate(buyers)),
+            return_exceptions=True,
+        )
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    refused = results[2]
+    assert isinstance(refused, FailedPrecondition)
+    assert refused.reason == "WALLET_FROZEN"
+    assert all(not isinstance(r, BaseException) for n, r in enumerate(results) if n != 2), results
+    records = sum(s.startswith("INSERT INTO idempotency_keys") for s in statements)
+    assert records < 4, statements  # not every call alone
