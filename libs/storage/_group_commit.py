@@ -24,6 +24,9 @@ from typing import Generic, TypeVar
 
 from libs.storage._database import Database, Transaction
 
+# For ``linger``: a group of several taken this recently means the service is busy.
+BUSY_SPELL_S = 0.1
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -51,8 +54,9 @@ class Grouped(Generic[T, R]):
 
     ``linger`` is ``gather`` for a service that must not slow a lone caller: the drainer
     waits up to that long for more items only when more are likely. That is when the
-    queue shows load (it holds more than one item, or the last group did), and then it
-    waits the whole time unless the group fills. Or, when only ``in_flight`` says so
+    queue shows load (it holds more than one item, or the last group did, less than
+    `BUSY_SPELL_S` ago), and then it waits the whole time unless the group fills. Or,
+    when only ``in_flight`` says so
     (how many callers are between their start and their answer, queued and grouped ones
     included), until every one of them has queued.
     """
@@ -83,6 +87,7 @@ class Grouped(Generic[T, R]):
         self._queued_units = 0
         self._grouped_items = 0  # in groups running now
         self._last_group = 0
+        self._last_group_at = 0.0  # loop time it was taken
         # Drainers lingering, each with whether only callers counted in flight keep it.
         self._lingering: list[tuple[asyncio.Future[None], bool]] = []
         self._drainers: set[asyncio.Task[None]] = set()
@@ -157,10 +162,11 @@ class Grouped(Generic[T, R]):
         """
         if self._queued_units >= self._max_size:
             return
-        busy = len(self._queue) > 1 or self._last_group > 1
+        loop = asyncio.get_running_loop()
+        recently = loop.time() - self._last_group_at < BUSY_SPELL_S
+        busy = len(self._queue) > 1 or (self._last_group > 1 and recently)
         if not busy and not self._counted_coming():
             return
-        loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         entry = (waiter, not busy)
         self._lingering.append(entry)
@@ -180,6 +186,7 @@ class Grouped(Generic[T, R]):
         group, self._queue = self._queue[:taken], self._queue[taken:]
         self._queued_units -= total
         self._last_group = taken
+        self._last_group_at = asyncio.get_running_loop().time()
         return group
 
     async def _run(self, group: list[_Waiting[T, R]]) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import pytest
 
 from libs.storage import Grouped
+from libs.storage._group_commit import BUSY_SPELL_S
 
 
 class Recorder:
@@ -295,3 +296,24 @@ async def test_callers_in_a_running_group_are_not_waited_for() -> None:
     recorder.gate.set()
     assert await asyncio.wait_for(asyncio.gather(first, second, third), 5) == ["A", "B", "C"]
     assert sorted(recorder.groups) == [["a"], ["b", "c"]]
+
+
+async def test_after_a_busy_spell_a_lone_caller_goes_at_once() -> None:
+    """A group of several says the service is busy only for a moment: a lone caller
+    after a pause is not kept waiting because of it.
+    """
+    recorder = Recorder()
+    commit: Grouped[str, str] = Grouped(recorder.group, recorder.one, max_size=2, linger=FOREVER)
+    recorder.gate.clear()
+    first = asyncio.create_task(commit.submit("x"))
+    await asyncio.sleep(0)  # "x" runs alone, held by the gate; "b" and "c" queue behind it
+    queued = [asyncio.create_task(commit.submit(name)) for name in ("b", "c")]
+    await asyncio.sleep(0)
+    recorder.gate.set()
+    assert await first == "X"
+    # Two queued fill a group: taken at once, and the service looks busy for a moment.
+    assert await asyncio.wait_for(asyncio.gather(*queued), 5) == ["B", "C"]
+    assert recorder.groups == [["b", "c"]]
+    await asyncio.sleep(BUSY_SPELL_S * 1.5)  # a pause
+    assert await asyncio.wait_for(commit.submit("d"), 5) == "D"
+    assert recorder.alone == ["x", "d"]
