@@ -16,7 +16,7 @@ id, so concurrent payments do not queue on one row.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,7 +63,7 @@ from services.payments.domain.points import plan_spend
 from services.payments.domain.transfers import PAYMENT_REFUND, Leg, TransferDraft
 from services.payments.service._events import payment_event
 from services.payments.service.card import CardProvider
-from services.payments.service.idempotency import FOUND_COLUMNS, IdempotentCalls, read_earlier
+from services.payments.service.idempotency import FOUND_COLUMNS, IdempotentCalls
 from services.payments.service.ledger import Ledger
 from services.payments.service.risk import RiskAssessor, RiskQuery, assess_or_fail_closed
 from services.payments.store import accounts as accounts_repo
@@ -503,12 +503,7 @@ class Payments:
     ) -> Payment:
         moves: list[CardMove] = []
         stored, fresh = await self._calls.run_once(
-            f"{caller}:{method}",
-            key,
-            request_hash(fields),
-            lambda conn: encode_payment(effect(conn, _fresh(moves))),
-            # The effect locks this payment first: a group reads its payments ahead.
-            read_ahead=(_payments_ahead, str(fields["payment_id"])),
+            f"{caller}:{method}", key, request_hash(fields), lambda conn: encode_payment(effect(conn, _fresh(moves)))
         )
         if fresh:
             self._outbox.notify()
@@ -521,8 +516,7 @@ class Payments:
             await self._cards.settle(authorization, captured, released, refunded)
 
     def _locked(self, conn: Connection, payment_id: str, operation: Operation) -> Payment:
-        ahead = read_earlier(conn, _payments_ahead, payment_id)
-        payment = ahead if isinstance(ahead, Payment) else payments_repo.get(conn, payment_id, for_update=True)
+        payment = payments_repo.get(conn, payment_id, for_update=True)
         if payment is None:
             raise NotFound(f"no payment {payment_id!r}", reason="PAYMENT_NOT_FOUND")
         require_status(payment.status, operation)
@@ -617,15 +611,6 @@ class Payments:
 
     def _emit(self, conn: Connection, payment: Payment, transition: str, moved: int, refund_id: str = "") -> None:
         self._outbox.append_sync(conn, payment.buyer_id, payment_event(payment, transition, moved, refund_id))
-
-
-def _payments_ahead(conn: Connection, payment_ids: Sequence[str]) -> Mapping[str, object]:
-    """A group's payments, locked in id order by one statement (PostgreSQL; on SQLite
-    none: a read costs microseconds there and there are no row locks to order).
-    """
-    if conn.dialect.name != "postgresql":
-        return {}
-    return payments_repo.lock_many(conn, payment_ids)
 
 
 def _fresh(moves: list[CardMove]) -> list[CardMove]:

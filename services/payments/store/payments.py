@@ -10,7 +10,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Connection, Row, String, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from libs.storage import Prepared
 from services.payments.domain.payments import (
@@ -38,14 +38,6 @@ _GET_ANY = (
 )
 _GET = Prepared(_GET_ANY)
 _GET_LOCKED = Prepared(_GET_ANY.with_for_update(of=payments))
-# Several payments locked in id order (PostgreSQL: one array parameter).
-_GET_MANY_LOCKED = Prepared(
-    select(payments, _f.source.label("line_source"), _f.amount.label("line_amount"), _f.refunded.label("line_back"))
-    .select_from(payments.outerjoin(payment_funding, _f.payment_id == _p.id))
-    .where(_p.id == func.any(bindparam("ids", type_=ARRAY(String))))
-    .order_by(_p.id)
-    .with_for_update(of=payments)
-)
 _REFUNDS = select(refunds).where(_r.payment_id == bindparam("id")).order_by(_r.created_at, _r.id)
 _ADD_RETURNED = (
     update(payment_funding)
@@ -184,23 +176,9 @@ def get(conn: Connection, payment_id: str, *, for_update: bool = False) -> Payme
     """A payment with its funding lines and refunds; ``for_update`` locks its row (PostgreSQL)."""
     locked = for_update and conn.dialect.name == "postgresql"
     rows = (_GET_LOCKED if locked else _GET).rows(conn, {"id": payment_id})
-    return _assembled(conn, rows) if rows else None
-
-
-def lock_many(conn: Connection, payment_ids: Sequence[str]) -> dict[str, Payment]:
-    """PostgreSQL: the payments found among ``payment_ids``, their rows locked in id order
-    by one statement (a group's calls on existing payments read them ahead).
-    """
-    rows: dict[str, list[Row[Any]]] = {}
-    for row in _GET_MANY_LOCKED.rows(conn, {"ids": list(payment_ids)}):
-        rows.setdefault(row.id, []).append(row)
-    return {payment_id: _assembled(conn, found) for payment_id, found in rows.items()}
-
-
-def _assembled(conn: Connection, rows: Sequence[Row[Any]]) -> Payment:
-    """A payment from its rows (one per funding line), with its refunds read when it has any."""
+    if not rows:
+        return None
     row = rows[0]
-    payment_id = row.id
     funding = _in_source_order(
         FundingLine(Source(x.line_source), int(x.line_amount), int(x.line_back))
         for x in rows

@@ -18,7 +18,6 @@ from libs.storage import Database, late_steps
 from services.payments.config import PaymentsConfig
 from services.payments.container import PaymentsContainer, assemble
 from services.payments.domain.accounts import AccountKind, user_account
-from services.payments.domain.payments import PaymentStatus
 from services.payments.domain.transfers import Leg, TransferDraft
 from services.payments.store import accounts as accounts_repo
 from services.payments.store import frozen as frozen_repo
@@ -295,35 +294,3 @@ async def test_after_a_refusal_a_frozen_buyer_undoes_only_its_own_savepoint(
     assert all(not isinstance(r, BaseException) for n, r in enumerate(results) if n != 2), results
     records = sum(s.startswith("INSERT INTO idempotency_keys") for s in statements)
     assert records < 4, statements  # not every call alone
-
-
-async def test_a_group_reads_and_locks_its_payments_ahead_in_one_statement(c: PaymentsContainer, db: Database) -> None:
-    """Completions committed together on PostgreSQL: their payments are read and locked in
-    one statement, in id order, before the calls run, instead of one read each.
-    """
-    if db.dialect != "postgresql":
-        pytest.skip("PostgreSQL only: SQLite reads each payment at once")
-    buyers = [f"usr_r{n}" for n in range(4)]
-    created = []
-    for n, buyer in enumerate(buyers):
-        await top_up(c, buyer, 1_000)
-        created.append(await c.payments.create(SVC, order(f"r{n}", 300, buyer_id=buyer, capture=True)))
-    statements: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        statements.append(" ".join(statement.split()))
-
-    ids = [p.payment_id for p in created]
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        completed = await asyncio.gather(
-            *(c.payments.complete(SVC, f"done-{n}", payment_id) for n, payment_id in enumerate(ids))
-        )
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
-    assert [p.status for p in completed] == [PaymentStatus.COMPLETED] * len(ids)
-    ahead = [s for s in statements if s.startswith("SELECT payments.id") and "= any(" in s]
-    assert ahead, statements
-    assert all(s.endswith("FOR UPDATE OF payments") and "ORDER BY payments.id" in s for s in ahead)
-    one_by_one = [s for s in statements if s.startswith("SELECT payments.id") and "= any(" not in s]
-    assert len(one_by_one) < len(ids), statements
