@@ -229,7 +229,8 @@ class GroupCommit(Generic[T]):
     ``commit``, which runs its own transaction (see `Database.write_sync`). With
     ``gather`` the writer waits that many seconds before taking a batch, so that requests
     already on their way share it (when a commit is cheap, batches would otherwise stay
-    tiny and the per-commit cost would dominate). A failed batch fails every caller in it.
+    tiny and the per-commit cost would dominate); with ``linger`` it waits only while the
+    queue shows load (see `Grouped`). A failed batch fails every caller in it.
     """
 
     def __init__(
@@ -240,6 +241,7 @@ class GroupCommit(Generic[T]):
         commit: Commit[T] | None = None,
         max_batch: int = 500,
         gather: float = 0.0,
+        linger: float = 0.0,
         name: str = "group-commit",
     ) -> None:
         if (write_many is None) == (commit is None):
@@ -248,7 +250,9 @@ class GroupCommit(Generic[T]):
         self._write_many = write_many
         self._commit = commit
         self._name = name
-        self._grouped: Grouped[T, None] = Grouped(self._commit_batch, max_size=max_batch, gather=gather, name=name)
+        self._grouped: Grouped[T, None] = Grouped(
+            self._commit_batch, max_size=max_batch, gather=gather, linger=linger, name=name
+        )
 
     async def write(self, item: T) -> None:
         """Return once ``item`` is committed (raises if its batch failed to commit)."""

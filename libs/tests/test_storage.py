@@ -137,8 +137,11 @@ async def test_write_sync_commits_a_synchronous_batch_or_nothing(database_url: s
         await db.dispose()
 
 
-async def test_group_commit_gathers_concurrent_items_into_shared_batches(database_url: str) -> None:
-    """Twenty concurrent writes through a gathering group commit land in a few batches, all committed."""
+@pytest.mark.parametrize("wait", ["gather", "linger"])
+async def test_group_commit_gathers_concurrent_items_into_shared_batches(database_url: str, wait: str) -> None:
+    """Twenty concurrent writes through a gathering (or lingering) group commit land in a
+    few batches, all committed.
+    """
     db = Database(database_url)
     batches: list[int] = []
     try:
@@ -153,7 +156,7 @@ async def test_group_commit_gathers_concurrent_items_into_shared_batches(databas
 
             await db.write_sync(write)
 
-        group: GroupCommit[int] = GroupCommit(db, commit=commit, gather=0.01)
+        group: GroupCommit[int] = GroupCommit(db, commit=commit, **{wait: 0.01})
         await asyncio.gather(*(group.write(i) for i in range(20)))
         row = await db.fetch_one(text("SELECT count(*) FROM g"))
         assert row is not None

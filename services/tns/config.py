@@ -41,7 +41,8 @@ class TnsConfig:
     """FURIMA_TNS_RESCAN_DAYS: how far back a rule change is re-scanned (in shadow)."""
     decision_batch_wait: float = 0.005
     """FURIMA_TNS_BATCH_WAIT_MS (milliseconds): how long the decision writer waits for
-    more decisions before committing a batch (bigger batches, a few ms more latency)."""
+    more decisions before committing a batch, while decisions arrive together (bigger
+    batches, a few ms more latency under load; a lone decision is not held)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TnsConfig:

@@ -62,7 +62,7 @@ class Moderator:
         self._book = book
         self._enforcer = enforcer
         self._group: GroupCommit[_Recorded] = GroupCommit(
-            rt.db, commit=self._commit, gather=batch_wait, name="tns-decisions"
+            rt.db, commit=self._commit, linger=batch_wait, name="tns-decisions"
         )
 
     async def moderate(self, content: Content, requested_by: str) -> Decision:
