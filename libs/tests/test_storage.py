@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,6 @@ from sqlalchemy.exc import DBAPIError
 
 from libs.storage import Database, GroupCommit
 from libs.storage import _database as storage_database
-from libs.testing import POSTGRES_SKIP_REASON, postgres_admin_url, temporary_postgres_database
 
 
 async def test_nested_write_transaction_raises_instead_of_deadlocking(database_url: str) -> None:
@@ -167,65 +167,55 @@ async def test_group_commit_gathers_concurrent_items_into_shared_batches(databas
         await db.dispose()
 
 
-@pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database (skipped without one)."""
-    admin = postgres_admin_url()
-    if admin is None:
-        pytest.skip(POSTGRES_SKIP_REASON)
-    async with temporary_postgres_database(admin) as url:
-        yield url
+async def _backend_pid(db: Database) -> int:
+    row = await db.fetch_one(text("SELECT pg_backend_pid()"))
+    assert row is not None
+    return int(row[0])
 
 
-async def _kill_backend(url: str, pid: int) -> None:
-    killer = Database(url)
+@asynccontextmanager
+async def _killed_while_pooled(url: str) -> AsyncIterator[tuple[Database, int]]:
+    """A one-connection pool (and its backend's pid) whose connection was terminated by
+    the server while back in the pool after a first read.
+    """
+    if not url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: SQLite has no server to lose a connection to")
+    db = Database(url, pool_size=1)
     try:
-        row = await killer.fetch_one(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        assert row is not None
-        assert row[0] is True
+        pid = await _backend_pid(db)
+        killer = Database(url)
+        try:
+            row = await killer.fetch_one(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            assert row is not None
+            assert row[0] is True
+        finally:
+            await killer.dispose()
+        yield db, pid
     finally:
-        await killer.dispose()
+        await db.dispose()
 
 
-@pytest.mark.postgres
 async def test_a_pooled_connection_that_died_while_idle_is_replaced(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+    database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After a pause (the server restarted, an idle timeout) the dead connection is found
     by its ping at checkout and replaced: the read succeeds on a new one.
     """
     monkeypatch.setattr(storage_database, "PING_AFTER_IDLE_S", 0.0)
-    db = Database(postgres_url, pool_size=1)
-    try:
-        first = await db.fetch_one(text("SELECT pg_backend_pid()"))
-        assert first is not None
-        await _kill_backend(postgres_url, first[0])
-        second = await db.fetch_one(text("SELECT pg_backend_pid()"))
-        assert second is not None
-        assert second[0] != first[0]
-    finally:
-        await db.dispose()
+    async with _killed_while_pooled(database_url) as (db, first):
+        assert await _backend_pid(db) != first
 
 
-@pytest.mark.postgres
 async def test_a_connection_back_in_the_pool_moments_ago_is_not_pinged(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+    database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No round trip for a ping on a hot path: a connection checked in moments ago is used
     as it is (here its backend was killed meanwhile, so the read fails, and the pool then
     replaces it for the next one).
     """
     monkeypatch.setattr(storage_database, "PING_AFTER_IDLE_S", 3600.0)
-    db = Database(postgres_url, pool_size=1)
-    try:
-        first = await db.fetch_one(text("SELECT pg_backend_pid()"))
-        assert first is not None
-        await _kill_backend(postgres_url, first[0])
+    async with _killed_while_pooled(database_url) as (db, first):
         with pytest.raises(DBAPIError) as failed:
-            await db.fetch_one(text("SELECT pg_backend_pid()"))
+            await _backend_pid(db)
         assert failed.value.connection_invalidated
-        again = await db.fetch_one(text("SELECT pg_backend_pid()"))
-        assert again is not None
-        assert again[0] != first[0]
-    finally:
-        await db.dispose()
+        assert await _backend_pid(db) != first

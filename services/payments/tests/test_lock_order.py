@@ -5,7 +5,8 @@ event run last; on PostgreSQL an existing account is never waited for while open
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -18,6 +19,7 @@ from libs.storage import Database, late_steps
 from services.payments.config import PaymentsConfig
 from services.payments.container import PaymentsContainer, assemble
 from services.payments.domain.accounts import AccountKind, user_account
+from services.payments.domain.payments import Payment
 from services.payments.domain.transfers import Leg, TransferDraft
 from services.payments.store import accounts as accounts_repo
 from services.payments.store import frozen as frozen_repo
@@ -36,6 +38,37 @@ async def c(db: Database, clock: FrozenClock) -> AsyncIterator[PaymentsContainer
     assert (await container.ledger.verify()).consistent
 
 
+@contextmanager
+def recorded(db: Database) -> Iterator[list[str]]:
+    """The statements sent while the block runs, whitespace folded."""
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+
+
+async def funded(c: PaymentsContainer, prefix: str, count: int, cash: int) -> list[str]:
+    """``count`` buyers with ``cash`` each."""
+    buyers = [f"usr_{prefix}{n}" for n in range(count)]
+    for buyer in buyers:
+        await top_up(c, buyer, cash)
+    return buyers
+
+
+async def pay_together(c: PaymentsContainer, buyers: list[str], prefix: str) -> list[object]:
+    """A captured 300 JPY payment of each buyer, all at once; each result or error."""
+    payments = (
+        c.payments.create(SVC, order(f"{prefix}{n}", 300, buyer_id=b, capture=True)) for n, b in enumerate(buyers)
+    )
+    return await asyncio.gather(*payments, return_exceptions=True)
+
+
 async def test_a_completion_moves_balances_then_appends_its_event_last(c: PaymentsContainer, db: Database) -> None:
     """CompletePayment's last statements on PostgreSQL: the one balance update of every leg
     (the hot seller's row is locked there, not earlier), then the outbox insert (the lock
@@ -47,16 +80,8 @@ async def test_a_completion_moves_balances_then_appends_its_event_last(c: Paymen
         pytest.skip("PostgreSQL only: the order matters where rows are locked")
     await top_up(c, "usr_buyer", 5_000)
     payment = await c.payments.create(SVC, order("p1", 1_000, capture=True))
-    statements: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        statements.append(" ".join(statement.split()))
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with recorded(db) as statements:
         await c.payments.complete(SVC, "done", payment.payment_id)
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
     writes = [s for s in statements if not s.startswith("SELECT")]
     assert writes[-1].startswith("INSERT INTO outbox"), writes
     assert "UPDATE accounts" in writes[-2], writes
@@ -143,10 +168,6 @@ async def test_a_group_moves_every_call_s_balances_in_one_statement(c: PaymentsC
         pytest.skip("PostgreSQL only: SQLite moves one leg per statement")
     await top_up(c, "usr_buyer", 1_000)
     cash = user_account("usr_buyer", AccountKind.CASH, "JPY")
-    statements: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        statements.append(" ".join(statement.split())[:40])
 
     def pay(amount: int) -> Callable[[Connection], str]:
         def effect(conn: Connection) -> str:
@@ -154,11 +175,8 @@ async def test_a_group_moves_every_call_s_balances_in_one_statement(c: PaymentsC
 
         return effect
 
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with recorded(db) as statements:
         await asyncio.gather(*(c.calls.run_once("svc:Pay", f"p{n}", f"h{n}", pay(100)) for n in range(5)))
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
     moves = [s for s in statements if s.startswith("WITH moves")]
     assert len(moves) < 5, statements
     assert len(moves) == sum(s.startswith("INSERT INTO idempotency_keys") for s in statements)
@@ -181,22 +199,10 @@ async def test_a_group_writes_its_new_payments_and_transfers_in_one_statement_ea
     """
     if db.dialect != "postgresql":
         pytest.skip("PostgreSQL only: SQLite writes each row at once (no round trips to save)")
-    buyers = [f"usr_b{n}" for n in range(6)]
-    for buyer in buyers:
-        await top_up(c, buyer, 5_000)
+    buyers = await funded(c, "b", 6, 5_000)
     await grant(c, clock, buyers[0], 100, "points-b0")
-    statements: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        statements.append(" ".join(statement.split())[:40])
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        created = await asyncio.gather(
-            *(c.payments.create(SVC, order(f"k{n}", 300, buyer_id=b, capture=True)) for n, b in enumerate(buyers))
-        )
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    with recorded(db) as statements:
+        created = await pay_together(c, buyers, "k")
     groups = sum(s.startswith("INSERT INTO idempotency_keys") for s in statements)
     assert groups < len(buyers), statements
     for table in ("INSERT INTO payments ", "INSERT INTO payment_funding", "INSERT INTO payment_points", "WITH legs"):
@@ -205,9 +211,12 @@ async def test_a_group_writes_its_new_payments_and_transfers_in_one_statement_ea
     first_move = next(n for n, s in enumerate(writes) if s.startswith("WITH moves"))
     assert any(s.startswith("WITH legs") for s in writes[:first_move]), writes
     for payment in created:
+        assert isinstance(payment, Payment), created
         stored = await c.payments.get(payment.payment_id)
         assert stored == payment
-    assert created[0].funding[0].amount == 100  # the points came first
+    first = created[0]
+    assert isinstance(first, Payment)
+    assert first.funding[0].amount == 100  # the points came first
 
 
 async def test_a_frozen_buyer_in_a_group_is_refused_alone_and_the_others_pay(
@@ -219,24 +228,11 @@ async def test_a_frozen_buyer_in_a_group_is_refused_alone_and_the_others_pay(
     """
     if db.dialect != "postgresql":
         pytest.skip("PostgreSQL only: SQLite checks each payer at once")
-    buyers = [f"usr_f{n}" for n in range(5)]
-    for buyer in buyers:
-        await top_up(c, buyer, 1_000)
+    buyers = await funded(c, "f", 5, 1_000)
     async with db.transaction() as tx:
         await frozen_repo.freeze(tx.conn, buyers[2], "suspended", clock.now())
-    statements: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        statements.append(" ".join(statement.split())[:40])
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        results = await asyncio.gather(
-            *(c.payments.create(SVC, order(f"f{n}", 300, buyer_id=b, capture=True)) for n, b in enumerate(buyers)),
-            return_exceptions=True,
-        )
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    with recorded(db) as statements:
+        results = await pay_together(c, buyers, "f")
     refused = results[2]
     assert isinstance(refused, FailedPrecondition)
     assert refused.reason == "WALLET_FROZEN"
@@ -268,26 +264,13 @@ async def test_after_a_refusal_a_frozen_buyer_undoes_only_its_own_savepoint(
     """
     if db.dialect != "postgresql":
         pytest.skip("PostgreSQL only: SQLite checks each payer at once")
-    buyers = [f"usr_g{n}" for n in range(5)]
-    for buyer in buyers:
-        await top_up(c, buyer, 1_000)
+    buyers = await funded(c, "g", 5, 1_000)
     async with db.transaction() as tx:
         await frozen_repo.freeze(tx.conn, buyers[2], "suspended", clock.now())
     with pytest.raises(FailedPrecondition):  # refused in its transaction: the next groups are careful
         await c.payments.create(SVC, order("first", 300, buyer_id=buyers[2], capture=True))
-    statements: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        statements.append(" ".join(statement.split())[:40])
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        results = await asyncio.gather(
-            *(c.payments.create(SVC, order(f"g{n}", 300, buyer_id=b, capture=True)) for n, b in enumerate(buyers)),
-            return_exceptions=True,
-        )
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    with recorded(db) as statements:
+        results = await pay_together(c, buyers, "g")
     refused = results[2]
     assert isinstance(refused, FailedPrecondition)
     assert refused.reason == "WALLET_FROZEN"
