@@ -191,7 +191,7 @@ async def test_a_group_moves_every_call_s_balances_in_one_statement(c: PaymentsC
 
 
 async def test_a_group_writes_its_new_payments_and_transfers_in_one_statement_each(
-    c: PaymentsContainer, db: Database, clock: FrozenClock
+    c: PaymentsContainer, db: Database, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Creates committed together on PostgreSQL: the group's payments, their funding
     lines, their points lots and their transfers (with the entries and new accounts) are
@@ -201,8 +201,23 @@ async def test_a_group_writes_its_new_payments_and_transfers_in_one_statement_ea
         pytest.skip("PostgreSQL only: SQLite writes each row at once (no round trips to save)")
     buyers = await funded(c, "b", 6, 5_000)
     await grant(c, clock, buyers[0], 100, "points-b0")
+    # Transactions wait at a gate until every payment has queued: then they share groups
+    # whatever order their reads before the transaction finish in.
+    gate = asyncio.Event()
+    write_sync = db.write_sync
+
+    async def gated(fn: Callable[[Connection], object]) -> object:
+        await gate.wait()
+        return await write_sync(fn)
+
+    monkeypatch.setattr(db, "write_sync", gated)
     with recorded(db) as statements:
-        created = await pay_together(c, buyers, "k")
+        paying = asyncio.ensure_future(pay_together(c, buyers, "k"))
+        async with asyncio.timeout(5):
+            while c.calls.in_flight() < len(buyers):  # noqa: ASYNC110 — no event to wait on
+                await asyncio.sleep(0.001)
+        gate.set()
+        created = await paying
     groups = sum(s.startswith("INSERT INTO idempotency_keys") for s in statements)
     assert groups < len(buyers), statements
     for table in ("INSERT INTO payments ", "INSERT INTO payment_funding", "INSERT INTO payment_points", "WITH legs"):
@@ -219,40 +234,64 @@ async def test_a_group_writes_its_new_payments_and_transfers_in_one_statement_ea
     assert first.funding[0].amount == 100  # the points came first
 
 
+def cash_of(user: str) -> str:
+    return user_account(user, AccountKind.CASH, "JPY").account_id
+
+
+def spends(buyer: str, amount: int = 100) -> TransferDraft:
+    return TransferDraft("spend", (Leg(user_account(buyer, AccountKind.CASH, "JPY"), -amount), Leg(SALES, amount)))
+
+
 async def test_a_frozen_buyer_in_a_group_is_refused_alone_and_the_others_pay(
     c: PaymentsContainer, db: Database, clock: FrozenClock
 ) -> None:
-    """On PostgreSQL a group's payers are checked for frozen wallets in one read at its
-    end: a frozen one fails the group, which runs again call by call, so only that buyer
-    is refused (WALLET_FROZEN) and nothing of theirs is kept.
+    """On PostgreSQL a group's payers are checked for frozen wallets at its end: a frozen
+    one fails the group, which runs again call by call, so only that buyer is refused
+    (WALLET_FROZEN) and nothing of theirs is kept.
     """
     if db.dialect != "postgresql":
         pytest.skip("PostgreSQL only: SQLite checks each payer at once")
     buyers = await funded(c, "f", 5, 1_000)
     async with db.transaction() as tx:
         await frozen_repo.freeze(tx.conn, buyers[2], "suspended", clock.now())
-    with recorded(db) as statements:
-        results = await pay_together(c, buyers, "f")
+    results = await pay_together(c, buyers, "f")
     refused = results[2]
     assert isinstance(refused, FailedPrecondition)
     assert refused.reason == "WALLET_FROZEN"
     assert refused.metadata == {"user_id": buyers[2]}
     assert all(not isinstance(r, BaseException) for n, r in enumerate(results) if n != 2), results
-    # The group checked its payers together (one read for several), then ran call by call.
-    assert any(s.startswith("SELECT user_id FROM frozen_wallets WHERE") for s in statements), statements
     async with db.read() as conn:
-        balances = await conn.run_sync(
-            lambda sync: accounts_repo.balances_of(
-                sync, [user_account(b, AccountKind.CASH, "JPY").account_id for b in buyers]
-            )
-        )
-    assert [balances[user_account(b, AccountKind.CASH, "JPY").account_id] for b in buyers] == [
-        700,
-        700,
-        1_000,
-        700,
-        700,
-    ]
+        balances = await conn.run_sync(lambda sync: accounts_repo.balances_of(sync, [cash_of(b) for b in buyers]))
+    assert [balances[cash_of(b)] for b in buyers] == [700, 700, 1_000, 700, 700]
+
+
+async def test_a_unit_checks_its_payers_for_frozen_wallets_in_one_read(
+    c: PaymentsContainer, db: Database, clock: FrozenClock
+) -> None:
+    """Transfers posted late in one unit: their payers are checked together, by one read
+    at the unit's end; a frozen one refuses the unit and nothing of it is kept.
+    """
+    if db.dialect != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite checks each payer at once")
+    buyers = await funded(c, "u", 3, 1_000)
+    async with db.transaction() as tx:
+        await frozen_repo.freeze(tx.conn, buyers[1], "suspended", clock.now())
+
+    def body(conn: Connection) -> None:
+        with late_steps(conn):
+            for buyer in buyers:
+                c.ledger.post(conn, spends(buyer), late=True)
+
+    with recorded(db) as statements, pytest.raises(FailedPrecondition) as refused:
+        await db.write_sync(body)
+    assert refused.value.reason == "WALLET_FROZEN"
+    assert refused.value.metadata == {"user_id": buyers[1]}
+    checks = [s for s in statements if "frozen_wallets" in s]
+    assert len(checks) == 1, statements
+    assert "= ANY(" in checks[0]
+    async with db.read() as conn:
+        balances = await conn.run_sync(lambda sync: accounts_repo.balances_of(sync, [cash_of(b) for b in buyers]))
+    assert [balances[cash_of(b)] for b in buyers] == [1_000, 1_000, 1_000]
 
 
 async def test_after_a_refusal_a_frozen_buyer_undoes_only_its_own_savepoint(
@@ -267,10 +306,18 @@ async def test_after_a_refusal_a_frozen_buyer_undoes_only_its_own_savepoint(
     buyers = await funded(c, "g", 5, 1_000)
     async with db.transaction() as tx:
         await frozen_repo.freeze(tx.conn, buyers[2], "suspended", clock.now())
+
+    def pay(buyer: str) -> Callable[[Connection], str]:
+        return lambda conn: c.ledger.post(conn, spends(buyer), late=True).transfer_id
+
     with pytest.raises(FailedPrecondition):  # refused in its transaction: the next groups are careful
-        await c.payments.create(SVC, order("first", 300, buyer_id=buyers[2], capture=True))
+        await c.calls.run_once("svc:Pay", "first", "h-first", pay(buyers[2]))
+    # Submitted in one turn of the loop (no await before the queue on PostgreSQL): one group.
     with recorded(db) as statements:
-        results = await pay_together(c, buyers, "g")
+        results = await asyncio.gather(
+            *(c.calls.run_once("svc:Pay", f"g{n}", f"h{n}", pay(b)) for n, b in enumerate(buyers)),
+            return_exceptions=True,
+        )
     refused = results[2]
     assert isinstance(refused, FailedPrecondition)
     assert refused.reason == "WALLET_FROZEN"
