@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,6 +21,9 @@ from services.payments.store.tables import idempotency_keys
 
 Effect = Callable[[Transaction], Awaitable[str]]
 SyncEffect = Callable[[Connection], str]
+# Reads, for a group, the rows its calls will lock (by key), locking them in key order.
+ReadAhead = Callable[[Connection, Sequence[str]], Mapping[str, object]]
+_READ_AHEAD = "furima_read_ahead"
 
 
 _k = idempotency_keys.c
@@ -47,6 +50,8 @@ class _Commit:
     key: str
     fingerprint: str
     effect: SyncEffect
+    ahead: tuple[ReadAhead, str] | None = None
+    """A row the effect will lock, which its group may read ahead (see `run_once`)."""
 
 
 # Whether a call's transaction holds its key (PostgreSQL's advisory lock; always on
@@ -124,16 +129,28 @@ class IdempotentCalls:
         response, _ = await self.run_once(scope, key, fingerprint, effect)
         return response
 
-    async def run_once(self, scope: str, key: str, fingerprint: str, effect: SyncEffect) -> tuple[str, bool]:
+    async def run_once(
+        self,
+        scope: str,
+        key: str,
+        fingerprint: str,
+        effect: SyncEffect,
+        *,
+        read_ahead: tuple[ReadAhead, str] | None = None,
+    ) -> tuple[str, bool]:
         """`run_sync`, also saying whether the effect ran now (True) or was replayed.
 
         On SQLite the key is looked up first, without the writer; on PostgreSQL only
         inside the transaction, where it is looked up anyway: a read before it would be
         one more connection checkout and round trip for every call that is not a replay.
+
+        ``read_ahead`` names a row the effect will lock, (reader, key): when several calls
+        of a group name rows of one reader, the group reads and locks them all in one
+        statement before the calls run, and the effect takes its row with `read_earlier`.
         """
         if self._db.dialect == "postgresql":
             with self._slot(scope, key):
-                return await self._commit(scope, key, fingerprint, effect)
+                return await self._commit(scope, key, fingerprint, effect, read_ahead)
         async with self.claim(scope, key, fingerprint) as claim:
             if claim.stored is not None:
                 return claim.stored, False
@@ -160,7 +177,9 @@ class IdempotentCalls:
         with self._slot(scope, key):
             yield Claim(self, scope, key, fingerprint, None)
 
-    async def _commit(self, scope: str, key: str, fingerprint: str, effect: SyncEffect) -> tuple[str, bool]:
+    async def _commit(
+        self, scope: str, key: str, fingerprint: str, effect: SyncEffect, ahead: tuple[ReadAhead, str] | None = None
+    ) -> tuple[str, bool]:
         """The effect, its idempotency record and its response in one transaction.
 
         Group commit: the calls that reach their transaction together share one. BEGIN,
@@ -187,7 +206,7 @@ class IdempotentCalls:
         if self._db.in_transaction():
             # The group needs the writer this task holds: it would wait forever.
             raise RuntimeError("an idempotent call committed inside a transaction would wait for itself")
-        outcome = await self._group.submit(_Commit(scope, key, fingerprint, effect))
+        outcome = await self._group.submit(_Commit(scope, key, fingerprint, effect, ahead))
         if isinstance(outcome, DomainError):
             raise outcome
         return outcome
@@ -245,13 +264,15 @@ class IdempotentCalls:
             # its end (and on PostgreSQL its balance moves, unless careful).
             with late_steps(conn):
                 if careful:
-                    return [self._apply_in_savepoint(conn, call) for call in calls]
+                    with _read_ahead(conn, calls):
+                        return [self._apply_in_savepoint(conn, call) for call in calls]
                 looked_up: list[_LookedUp | None] = [None] * len(calls)
                 if conn.dialect.name == "postgresql":
                     # Every call's lock and record in one round trip instead of two each.
                     wanted = [(c.scope, c.key, _lock_key(c.scope, c.key)) for c in calls]
                     looked_up = list(idempotency_repo.lock_and_get(conn, wanted))
-                return [self._apply(conn, call, found) for call, found in zip(calls, looked_up, strict=True)]
+                with _read_ahead(conn, calls):
+                    return [self._apply(conn, call, found) for call, found in zip(calls, looked_up, strict=True)]
 
         # A refusal fails the group; its calls then run alone (`_commit_alone`), where the
         # refused one makes the next groups careful.
@@ -288,6 +309,36 @@ class IdempotentCalls:
         """Forget the keys whose retention has passed; returns how many."""
         async with self._db.transaction() as tx:
             return await idempotency_repo.purge(tx.conn, self._clock.now())
+
+
+@contextmanager
+def _read_ahead(conn: Connection, calls: Sequence[_Commit]) -> Iterator[None]:
+    """Within the block, the rows several calls of the group will lock, read and locked
+    by one statement per reader (in key order); a call takes its row with `read_earlier`.
+    """
+    wanted: dict[ReadAhead, set[str]] = {}
+    for call in calls:
+        if call.ahead is not None:
+            reader, key = call.ahead
+            wanted.setdefault(reader, set()).add(key)
+    found: dict[tuple[ReadAhead, str], object] = {}
+    for reader, keys in wanted.items():
+        if len(keys) > 1:  # a lone row is read by its call, as it would be anyway
+            found.update(((reader, key), row) for key, row in reader(conn, sorted(keys)).items())
+    conn.info[_READ_AHEAD] = found
+    try:
+        yield
+    finally:
+        # The connection's info outlives the transaction (the pool keeps it).
+        conn.info.pop(_READ_AHEAD, None)
+
+
+def read_earlier(conn: Connection, reader: ReadAhead, key: str) -> object | None:
+    """The row ``reader`` read ahead for ``key`` in this group, once (a second call on the
+    same row reads it again, with the first one's changes); None when there is none.
+    """
+    found: dict[tuple[ReadAhead, str], object] | None = conn.info.get(_READ_AHEAD)
+    return None if found is None else found.pop((reader, key), None)
 
 
 class _Running:

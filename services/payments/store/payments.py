@@ -10,9 +10,9 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import ARRAY, Connection, Row, String, bindparam, func, insert, select, text, update
 
-from libs.storage import Prepared
+from libs.storage import Prepared, settle_late
 from services.payments.domain.payments import (
     FundingLine,
     Payment,
@@ -38,6 +38,14 @@ _GET_ANY = (
 )
 _GET = Prepared(_GET_ANY)
 _GET_LOCKED = Prepared(_GET_ANY.with_for_update(of=payments))
+# Several payments locked in id order (PostgreSQL: one array parameter).
+_GET_MANY_LOCKED = Prepared(
+    select(payments, _f.source.label("line_source"), _f.amount.label("line_amount"), _f.refunded.label("line_back"))
+    .select_from(payments.outerjoin(payment_funding, _f.payment_id == _p.id))
+    .where(_p.id == func.any(bindparam("ids", type_=ARRAY(String))))
+    .order_by(_p.id)
+    .with_for_update(of=payments)
+)
 _REFUNDS = select(refunds).where(_r.payment_id == bindparam("id")).order_by(_r.created_at, _r.id)
 _ADD_RETURNED = (
     update(payment_funding)
@@ -156,6 +164,45 @@ def transition(
     return bool(statement.run(conn, params))
 
 
+# Status changes gathered to be written at the end of their unit (PostgreSQL, on rows the
+# transaction has locked): `get` writes them first.
+PENDING_TRANSITIONS = "payments.transitions"
+# The array type of each column a transition may set besides the status.
+_ARRAY_OF = {
+    "updated_at": "timestamptz[]",
+    "captured": "bigint[]",
+    "refunded": "bigint[]",
+    "fee": "bigint[]",
+    "hold_expires_at": "timestamptz[]",
+}
+_TRANSITIONS_MANY: dict[tuple[str, ...], Prepared] = {}
+
+
+def transition_many(conn: Connection, columns: Sequence[str], changes: Sequence[tuple[Any, ...]]) -> int:
+    """PostgreSQL, in one statement: several `transition` s (distinct payments) setting the
+    same ``columns``, each (payment id, expected status, target status, *values in
+    ``columns`` order). Returns how many payments were still in their expected status (and
+    moved); fewer than asked means the caller's transaction must roll back.
+    """
+    key = tuple(columns)
+    statement = _TRANSITIONS_MANY.get(key)
+    if statement is None:
+        names = ("id", "expected", "target", *key)
+        arrays = ["CAST(:ids AS varchar[])", "CAST(:expected AS varchar[])", "CAST(:targets AS varchar[])"]
+        arrays += [f"CAST(:v_{c} AS {_ARRAY_OF[c]})" for c in key]
+        sets = ", ".join(["status = u.target", *(f"{c} = u.{c}" for c in key)])
+        # Column names from `_ARRAY_OF` only, never from a caller.
+        sql = f"UPDATE payments AS p SET {sets} FROM unnest({', '.join(arrays)}) AS u({', '.join(names)})"  # noqa: S608
+        statement = _TRANSITIONS_MANY[key] = Prepared(text(sql + " WHERE p.id = u.id AND p.status = u.expected"))
+    params: dict[str, Any] = {
+        "ids": [c[0] for c in changes],
+        "expected": [c[1].value for c in changes],
+        "targets": [c[2].value for c in changes],
+    }
+    params.update({f"v_{column}": [c[3 + n] for c in changes] for n, column in enumerate(key)})
+    return statement.run(conn, params)
+
+
 def insert_refund(conn: Connection, payment_id: str, refund: RefundRecord, currency: str, transfer_id: str) -> None:
     """Record a refund."""
     conn.execute(
@@ -174,11 +221,27 @@ def insert_refund(conn: Connection, payment_id: str, refund: RefundRecord, curre
 
 def get(conn: Connection, payment_id: str, *, for_update: bool = False) -> Payment | None:
     """A payment with its funding lines and refunds; ``for_update`` locks its row (PostgreSQL)."""
-    locked = for_update and conn.dialect.name == "postgresql"
-    rows = (_GET_LOCKED if locked else _GET).rows(conn, {"id": payment_id})
-    if not rows:
-        return None
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
+        settle_late(conn, PENDING_TRANSITIONS)  # an earlier call of the group moved it
+    rows = (_GET_LOCKED if for_update and postgres else _GET).rows(conn, {"id": payment_id})
+    return _assembled(conn, rows) if rows else None
+
+
+def lock_many(conn: Connection, payment_ids: Sequence[str]) -> dict[str, Payment]:
+    """PostgreSQL: the payments found among ``payment_ids``, their rows locked in id order
+    by one statement (a group's calls on existing payments read them ahead).
+    """
+    rows: dict[str, list[Row[Any]]] = {}
+    for row in _GET_MANY_LOCKED.rows(conn, {"ids": list(payment_ids)}):
+        rows.setdefault(row.id, []).append(row)
+    return {payment_id: _assembled(conn, found) for payment_id, found in rows.items()}
+
+
+def _assembled(conn: Connection, rows: Sequence[Row[Any]]) -> Payment:
+    """A payment from its rows (one per funding line), with its refunds read when it has any."""
     row = rows[0]
+    payment_id = row.id
     funding = _in_source_order(
         FundingLine(Source(x.line_source), int(x.line_amount), int(x.line_back))
         for x in rows

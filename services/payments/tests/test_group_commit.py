@@ -5,7 +5,7 @@ that fails as a whole is run again call by call, and every call gets its own ans
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import pytest
@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from libs.clock import FrozenClock
 from libs.errors import Aborted, FailedPrecondition
 from libs.storage import Database
-from services.payments.service.idempotency import IdempotentCalls, _lock_key
+from services.payments.service.idempotency import IdempotentCalls, _lock_key, read_earlier
 from services.payments.store.tables import idempotency_keys
 
 
@@ -214,3 +214,32 @@ async def test_groups_take_savepoints_only_after_a_refusal(scratch: Database, cl
     assert await keys(scratch) == len(kept)
     assert savepoints > after
     assert transactions < 10  # the refusal undid only its savepoint: no call ran alone again
+
+
+async def test_a_row_read_ahead_is_taken_by_one_call_and_read_again_by_the_next(
+    scratch: Database, clock: FrozenClock
+) -> None:
+    """A group reads the rows its calls named once, in key order; the first call on a row
+    takes it, a second call on the same row gets nothing and reads it itself.
+    """
+    if scratch.dialect != "postgresql":
+        pytest.skip("PostgreSQL only: on SQLite calls read their rows themselves")
+    calls = IdempotentCalls(scratch, clock, timedelta(hours=24), linger=0.05)
+    asked: list[list[str]] = []
+
+    def reader(_conn: Connection, keys: Sequence[str]) -> dict[str, object]:
+        asked.append(list(keys))
+        return {key: f"row {key}" for key in keys}
+
+    def takes(row: str) -> Callable[[Connection], str]:
+        def effect(conn: Connection) -> str:
+            return str(read_earlier(conn, reader, row))
+
+        return effect
+
+    named = [("a", "r2"), ("b", "r1"), ("c", "r2")]
+    answers = await asyncio.gather(
+        *(calls.run_once("svc:Op", key, f"h-{key}", takes(row), read_ahead=(reader, row)) for key, row in named)
+    )
+    assert asked == [["r1", "r2"]]
+    assert sorted(response for response, _ in answers) == ["None", "row r1", "row r2"]

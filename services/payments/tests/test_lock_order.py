@@ -15,15 +15,17 @@ from sqlalchemy.exc import DBAPIError
 
 from libs.clock import FrozenClock
 from libs.errors import FailedPrecondition
-from libs.storage import Database, late_steps
+from libs.storage import Database, gather_late, late_steps
 from services.payments.config import PaymentsConfig
 from services.payments.container import PaymentsContainer, assemble
 from services.payments.domain.accounts import AccountKind, user_account
-from services.payments.domain.payments import Payment
+from services.payments.domain.payments import Payment, PaymentStatus
 from services.payments.domain.transfers import Leg, TransferDraft
+from services.payments.service.payments import _transition_all
 from services.payments.store import accounts as accounts_repo
 from services.payments.store import frozen as frozen_repo
 from services.payments.store import ledger as ledger_repo
+from services.payments.store import payments as payments_repo
 from services.payments.tests.payments_helpers import BANK, grant, order, top_up
 
 SVC = "svc-orders"
@@ -324,3 +326,83 @@ async def test_after_a_refusal_a_frozen_buyer_undoes_only_its_own_savepoint(
     assert all(not isinstance(r, BaseException) for n, r in enumerate(results) if n != 2), results
     records = sum(s.startswith("INSERT INTO idempotency_keys") for s in statements)
     assert records < 4, statements  # not every call alone
+
+
+async def test_a_group_reads_and_locks_its_payments_ahead_and_moves_them_in_one_statement(
+    c: PaymentsContainer, db: Database
+) -> None:
+    """Completions committed together on PostgreSQL: their payments are read and locked in
+    one statement, in id order, before the calls run, and their status changes are
+    written by one statement at the end, instead of a read and an update each.
+    """
+    if db.dialect != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite reads and updates each payment at once")
+    buyers = await funded(c, "r", 4, 1_000)
+    created = [
+        await c.payments.create(SVC, order(f"r{n}", 300, buyer_id=buyer, capture=True))
+        for n, buyer in enumerate(buyers)
+    ]
+    ids = [p.payment_id for p in created]
+    with recorded(db) as statements:
+        # Submitted in one turn of the loop: the calls queue before their group is taken.
+        completed = await asyncio.gather(*(c.payments.complete(SVC, f"done-{n}", i) for n, i in enumerate(ids)))
+    assert [p.status for p in completed] == [PaymentStatus.COMPLETED] * len(ids)
+    reads = [s for s in statements if s.startswith("SELECT payments.id")]
+    assert len(reads) == 1, statements
+    assert "= any(" in reads[0], reads
+    assert reads[0].endswith("FOR UPDATE OF payments"), reads
+    assert "ORDER BY payments.id" in reads[0], reads
+    updates = [s for s in statements if s.startswith("UPDATE payments")]
+    assert len(updates) == 1, updates
+    assert "unnest(" in updates[0], updates
+    stored = [await c.payments.get(i) for i in ids]
+    assert [(p.status, p.fee) for p in stored] == [(PaymentStatus.COMPLETED, p.fee) for p in completed]
+    assert all(p.fee > 0 for p in completed)
+
+
+async def test_two_refunds_of_one_payment_in_one_group_each_see_the_other(c: PaymentsContainer, db: Database) -> None:
+    """Two refunds of one payment committed together: the second reads the payment after
+    the first's change (its pending status change is written first), so together they
+    refund exactly what each asked and never more than was captured.
+    """
+    await top_up(c, "usr_buyer", 5_000)
+    payment = await c.payments.create(SVC, order("twice", 1_000, capture=True))
+    with recorded(db) as statements:
+        refunds = await asyncio.gather(
+            c.payments.refund(SVC, "r-300", payment.payment_id, 300, "JPY", "damaged"),
+            c.payments.refund(SVC, "r-700", payment.payment_id, 700, "JPY", "missing"),
+        )
+    assert [refund.amount for _, refund in refunds] == [300, 700]
+    if db.dialect == "postgresql":
+        groups = [s for s in statements if "pg_try_advisory_xact_lock" in s]
+        assert len(groups) == 1, statements  # one group: its keys locked in one statement
+    with pytest.raises(FailedPrecondition):
+        await c.payments.refund(SVC, "r-1", payment.payment_id, 1, "JPY", "one too many")
+    stored = await c.payments.get(payment.payment_id)
+    assert (stored.status, stored.refunded, len(stored.refunds)) == (PaymentStatus.REFUNDED, 1_000, 2)
+    async with db.read() as conn:
+        balances = await conn.run_sync(lambda sync: accounts_repo.balances_of(sync, [cash_of("usr_buyer")]))
+    assert balances == {cash_of("usr_buyer"): 5_000}
+
+
+async def test_a_pending_status_change_is_refused_when_the_payment_moved_meanwhile(
+    c: PaymentsContainer, db: Database
+) -> None:
+    """The gathered status changes keep their guard: when a payment is no longer in the
+    status a change expects, the unit fails with CONCURRENT_UPDATE and nothing of it stays.
+    """
+    if db.dialect != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite updates each payment at once")
+    await top_up(c, "usr_buyer", 5_000)
+    payment = await c.payments.create(SVC, order("moved", 1_000, capture=True))
+
+    def stale(conn: Connection) -> None:
+        with late_steps(conn):
+            changes = {"updated_at": datetime.now(UTC)}
+            change = (payment.payment_id, PaymentStatus.AUTHORIZED, PaymentStatus.CANCELED, changes)
+            gather_late(conn, payments_repo.PENDING_TRANSITIONS, change, _transition_all)
+
+    with pytest.raises(FailedPrecondition) as refused:
+        await db.write_sync(stale)
+    assert refused.value.reason == "CONCURRENT_UPDATE"
+    assert (await c.payments.get(payment.payment_id)).status is PaymentStatus.CAPTURED

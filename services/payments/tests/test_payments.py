@@ -166,7 +166,12 @@ async def test_a_rerun_transaction_tells_the_card_provider_once(
     tried = False
 
     async def first_try_rolls_back(
-        self: IdempotentCalls, scope: str, key: str, fingerprint: str, effect: Callable[[Connection], str]
+        self: IdempotentCalls,
+        scope: str,
+        key: str,
+        fingerprint: str,
+        effect: Callable[[Connection], str],
+        *ahead: object,
     ) -> tuple[str, bool]:
         nonlocal tried
         if not tried:
@@ -178,7 +183,7 @@ async def test_a_rerun_transaction_tells_the_card_provider_once(
 
             with pytest.raises(RuntimeError):
                 await c.db.write_sync(doomed)
-        return await commit(self, scope, key, fingerprint, effect)
+        return await commit(self, scope, key, fingerprint, effect, *ahead)  # type: ignore[arg-type]
 
     monkeypatch.setattr(IdempotentCalls, "_commit", first_try_rolls_back)
     await c.payments.capture(SVC, "cap", payment.payment_id, 400, "JPY")
