@@ -214,10 +214,11 @@ class Payments:
             if claim.stored is not None:
                 return decode_payment(claim.stored)
             available = Available(points=int(row.points or 0), cash=int(row.cash or 0), credit=int(row.credit or 0))
+            made: list[Payment] = []
             prepared = await self._prepare(request, available)
             try:
                 stored, fresh = await claim.commit(
-                    lambda conn: encode_payment(self._authorize(conn, request, prepared))
+                    lambda conn: encode_payment(_kept(made, self._authorize(conn, request, prepared)))
                 )
             except BaseException:
                 await self._release_card(prepared)
@@ -226,7 +227,7 @@ class Payments:
                 await self._release_card(prepared)
             else:
                 self._outbox.notify()  # committed: wake the event streams
-            payment = decode_payment(stored)
+            payment = made[0] if fresh else decode_payment(stored)
             if fresh and prepared.card_reference and payment.status is PaymentStatus.CAPTURED:
                 await self._cards.settle(prepared.card_reference, prepared.plan[Source.CARD], 0, 0)
             return payment
@@ -502,17 +503,19 @@ class Payments:
         effect: Callable[[Connection, list[CardMove]], Payment],
     ) -> Payment:
         moves: list[CardMove] = []
+        made: list[Payment] = []
         stored, fresh = await self._calls.run_once(
             f"{caller}:{method}",
             key,
             request_hash(fields),
-            lambda conn: encode_payment(effect(conn, _fresh(moves))),
+            lambda conn: encode_payment(_kept(made, effect(conn, _fresh(moves)))),
             # The effect locks this payment first: a group reads its payments ahead.
             read_ahead=(_payments_ahead, str(fields["payment_id"])),
         )
         if fresh:
             self._outbox.notify()
             await self._settle(moves)
+            return made[0]
         return decode_payment(stored)
 
     async def _settle(self, moves: list[CardMove]) -> None:
@@ -651,6 +654,15 @@ def _transition_all(conn: Connection, changes: Sequence[_Transition]) -> None:
 
 def _changed_meanwhile() -> FailedPrecondition:
     return FailedPrecondition("the payment changed meanwhile; retry", reason="CONCURRENT_UPDATE")
+
+
+def _kept(made: list[Payment], payment: Payment) -> Payment:
+    """``payment``, kept in ``made`` as what the call answers when its effect commits: the
+    stored response is its encoding, so it need not be decoded again (an effect that runs
+    again, after a rollback, replaces the one of its first try).
+    """
+    made[:] = [payment]
+    return payment
 
 
 def _fresh(moves: list[CardMove]) -> list[CardMove]:

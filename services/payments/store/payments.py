@@ -10,7 +10,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Connection, Row, String, bindparam, func, insert, select, text, update
+from sqlalchemy import ARRAY, Connection, Row, String, Table, bindparam, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql.base import PGDialect
 
 from libs.storage import Prepared, settle_late
 from services.payments.domain.payments import (
@@ -60,6 +61,24 @@ _TRANSITIONS: dict[tuple[str, ...], Prepared] = {}
 NEW_PAYMENTS = "payments.new"
 
 
+def _from_arrays(table: Table, prefix: str) -> str:
+    """PostgreSQL: an INSERT of ``table``'s rows given as one array parameter per column
+    (``prefix`` + the column's name), for any number of rows in one statement.
+    """
+    names = [c.name for c in table.c]
+    arrays = ", ".join(f"CAST(:{prefix}{c.name} AS {c.type.compile(dialect=_POSTGRES)}[])" for c in table.c)
+    # Names from the table's definition only, never from a caller.
+    return f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({arrays})"  # noqa: S608
+
+
+_POSTGRES = PGDialect()  # type: ignore[no-untyped-call]  # (SQLAlchemy leaves it untyped)
+_PAYMENT_COLUMNS = tuple(c.name for c in payments.c)
+_FUNDING_COLUMNS = tuple(c.name for c in payment_funding.c)
+_INSERT_WITH_FUNDING = Prepared(
+    text(f"WITH new_payments AS ({_from_arrays(payments, 'p_')}) {_from_arrays(payment_funding, 'f_')}")
+)
+
+
 def insert_payment(conn: Connection, payment: Payment, spent: Iterable[tuple[str, int]] = ()) -> None:
     """Record a new payment with its funding lines and the points lots it spent from."""
     insert_payments(conn, [(payment, tuple(spent))])
@@ -69,14 +88,22 @@ def insert_payments(conn: Connection, new: Sequence[tuple[Payment, Sequence[tupl
     """Record new payments (each with the points lots it spent from): one statement per
     table for all of them.
     """
-    _INSERT_PAYMENT.run_many(conn, [_payment_row(payment) for payment, _ in new])
+    rows = [_payment_row(payment) for payment, _ in new]
     lines = [
         {"payment_id": payment.payment_id, "source": f.source.value, "amount": f.amount, "refunded": f.returned}
         for payment, _ in new
         for f in payment.funding
     ]
-    if lines:
-        _INSERT_FUNDING.run_many(conn, lines)
+    if conn.dialect.name == "postgresql":
+        # One round trip for both tables (funding lines are checked against their payments
+        # at the end of the statement).
+        params = {f"p_{c}": [row[c] for row in rows] for c in _PAYMENT_COLUMNS}
+        params.update({f"f_{c}": [line[c] for line in lines] for c in _FUNDING_COLUMNS})
+        _INSERT_WITH_FUNDING.run(conn, params)
+    else:
+        _INSERT_PAYMENT.run_many(conn, rows)
+        if lines:
+            _INSERT_FUNDING.run_many(conn, lines)
     points = [
         {"payment_id": payment.payment_id, "lot_id": lot, "points": n, "returned": 0}
         for payment, spent in new
