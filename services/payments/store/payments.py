@@ -10,7 +10,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Connection, Row, String, Table, bindparam, func, insert, select, text, update
+from sqlalchemy import ARRAY, Column, Connection, Row, String, Table, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql.base import PGDialect
 
 from libs.storage import Prepared, settle_late
@@ -66,9 +66,14 @@ def _from_arrays(table: Table, prefix: str) -> str:
     (``prefix`` + the column's name), for any number of rows in one statement.
     """
     names = [c.name for c in table.c]
-    arrays = ", ".join(f"CAST(:{prefix}{c.name} AS {c.type.compile(dialect=_POSTGRES)}[])" for c in table.c)
+    arrays = ", ".join(f"CAST(:{prefix}{c.name} AS {_array_of(c)})" for c in table.c)
     # Names from the table's definition only, never from a caller.
     return f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({arrays})"  # noqa: S608
+
+
+def _array_of(column: Column[Any]) -> str:
+    """PostgreSQL's array type of ``column``'s values."""
+    return f"{column.type.compile(dialect=_POSTGRES)}[]"
 
 
 _POSTGRES = PGDialect()  # type: ignore[no-untyped-call]  # (SQLAlchemy leaves it untyped)
@@ -86,7 +91,7 @@ def insert_payment(conn: Connection, payment: Payment, spent: Iterable[tuple[str
 
 def insert_payments(conn: Connection, new: Sequence[tuple[Payment, Sequence[tuple[str, int]]]]) -> None:
     """Record new payments (each with the points lots it spent from): one statement per
-    table for all of them.
+    table for all of them (on PostgreSQL one for the payments and their funding lines).
     """
     rows = [_payment_row(payment) for payment, _ in new]
     lines = [
@@ -194,14 +199,6 @@ def transition(
 # Status changes gathered to be written at the end of their unit (PostgreSQL, on rows the
 # transaction has locked): `get` writes them first.
 PENDING_TRANSITIONS = "payments.transitions"
-# The array type of each column a transition may set besides the status.
-_ARRAY_OF = {
-    "updated_at": "timestamptz[]",
-    "captured": "bigint[]",
-    "refunded": "bigint[]",
-    "fee": "bigint[]",
-    "hold_expires_at": "timestamptz[]",
-}
 _TRANSITIONS_MANY: dict[tuple[str, ...], Prepared] = {}
 
 
@@ -216,9 +213,9 @@ def transition_many(conn: Connection, columns: Sequence[str], changes: Sequence[
     if statement is None:
         names = ("id", "expected", "target", *key)
         arrays = ["CAST(:ids AS varchar[])", "CAST(:expected AS varchar[])", "CAST(:targets AS varchar[])"]
-        arrays += [f"CAST(:v_{c} AS {_ARRAY_OF[c]})" for c in key]
+        arrays += [f"CAST(:v_{c} AS {_array_of(payments.c[c])})" for c in key]
         sets = ", ".join(["status = u.target", *(f"{c} = u.{c}" for c in key)])
-        # Column names from `_ARRAY_OF` only, never from a caller.
+        # Column names that are the table's own (``payments.c[c]`` refuses any other).
         sql = f"UPDATE payments AS p SET {sets} FROM unnest({', '.join(arrays)}) AS u({', '.join(names)})"  # noqa: S608
         statement = _TRANSITIONS_MANY[key] = Prepared(text(sql + " WHERE p.id = u.id AND p.status = u.expected"))
     params: dict[str, Any] = {
@@ -247,7 +244,9 @@ def insert_refund(conn: Connection, payment_id: str, refund: RefundRecord, curre
 
 
 def get(conn: Connection, payment_id: str, *, for_update: bool = False) -> Payment | None:
-    """A payment with its funding lines and refunds; ``for_update`` locks its row (PostgreSQL)."""
+    """A payment with its funding lines and refunds; ``for_update`` locks its row
+    (PostgreSQL, where the unit's gathered status changes are written first).
+    """
     postgres = conn.dialect.name == "postgresql"
     if postgres:
         settle_late(conn, PENDING_TRANSITIONS)  # an earlier call of the group moved it
