@@ -123,6 +123,8 @@ class PaymentsOutcome:
 
     plan: PaymentsPlan
     runs: list[PaymentsRun] = field(default_factory=list)
+    floor: LoadResult | None = None
+    """The same load against `bench._serve.CannedPayments` (one hot seller)."""
     skipped: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
 
@@ -143,6 +145,8 @@ def run_payments(workdir: Path, plan: PaymentsPlan) -> PaymentsOutcome:
     with the reason, when it cannot be reached).
     """
     outcome = PaymentsOutcome(plan)
+    print("[payments 0] the floor: bare grpc.aio, canned answers", flush=True)
+    outcome.floor = _floor(workdir / "payments-floor", plan, outcome)
     with ServerProcess("id", workdir / "payments-id") as id_server:
         info = id_server.info
         tns_args = ("--id-port", str(id_server.port), f"--tns-secret={info['tns_secret']}")
@@ -163,6 +167,35 @@ def run_payments(workdir: Path, plan: PaymentsPlan) -> PaymentsOutcome:
                 with _postgres_database(admin) as url:
                     outcome.runs.append(stack.run(scenario, url))
     return outcome
+
+
+def _floor(workdir: Path, plan: PaymentsPlan, outcome: PaymentsOutcome) -> LoadResult:
+    """The hot-seller load against a plain grpc.aio server that answers from the request
+    alone: what gRPC and the load generator cost here, for the runs to be compared with.
+    """
+    with ServerProcess("payments_floor", workdir) as server:
+        spec = LoadSpec(
+            target=f"127.0.0.1:{server.port}",
+            token="",  # nothing is authenticated
+            tag="bench-floor",
+            workers=plan.workers,
+            in_flight=plan.in_flight,
+            warmup_s=plan.warmup_s,
+            duration_s=plan.duration_s,
+            buyers=plan.buyers,
+            sellers=1,
+            complete=True,
+        )
+        load = drive(spec, {"payments": server.pid})
+    _print_load(load)
+    completes = load.completes.per_s if load.completes else 0.0
+    outcome.check(
+        "floor: answers",
+        not load.errors and load.acknowledged_creates == load.acknowledged_completes > 0,
+        f"{load.acknowledged_creates:,} created, {load.acknowledged_completes:,} completed, errors {load.errors}"
+        f" ({completes:,.0f} completed/s)",
+    )
+    return load
 
 
 class _Stack:

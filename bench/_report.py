@@ -14,6 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from bench._h2load import Result
+from bench._loadgen import LoadResult
 from bench._marketing import MarketingOutcome
 from bench._marketing_report import print_marketing, render_marketing
 from bench._payments import PaymentsOutcome, PaymentsRun
@@ -151,9 +152,8 @@ def _payments_target(run: PaymentsRun, payments: PaymentsOutcome) -> str:
     return f"payments >= {goal:,.0f}/s: {'met' if load.creates.per_s >= goal else 'MISSED'}"
 
 
-def _cpu(run: PaymentsRun) -> str:
+def _cpu(load: LoadResult) -> str:
     """Cores used over the window: client / payments / TnS / everything else busy."""
-    load = run.load
     tns = load.server_cpu.get("tns", 0.0)
     rest = max(0.0, load.machine_busy - load.client_cpu - load.server_cpu["payments"] - tns)
     return f"{load.client_cpu:.2f} / {load.server_cpu['payments']:.2f} / {tns:.2f} / {rest:.2f}"
@@ -165,15 +165,28 @@ def _invariants(run: PaymentsRun) -> str:
 
 
 def _payments_cells(run: PaymentsRun) -> list[str]:
-    creates, completes = run.load.creates, run.load.completes
+    return [*_load_cells(run.load), _invariants(run)]
+
+
+def _load_cells(load: LoadResult) -> list[str]:
+    creates, completes = load.creates, load.completes
     return [
         f"{creates.per_s:,.0f}",
         f"{creates.p50_ms:.1f} / {creates.p99_ms:.1f}",
         f"{completes.per_s:,.0f}" if completes else "",
         f"{completes.p50_ms:.1f} / {completes.p99_ms:.1f}" if completes else "",
-        _cpu(run),
-        _invariants(run),
+        _cpu(load),
     ]
+
+
+_FLOOR_LABEL = "floor: bare grpc.aio, canned answers, one hot seller"
+
+
+def _payments_rows(payments: PaymentsOutcome) -> list[list[str]]:
+    """The table's rows: the floor first (when it ran), then each scenario."""
+    rows = [[_FLOOR_LABEL, *_load_cells(payments.floor), "", ""]] if payments.floor else []
+    rows += [[run.scenario.label, *_payments_cells(run), _payments_target(run, payments)] for run in payments.runs]
+    return rows
 
 
 _PAYMENTS_HEADER = [
@@ -196,7 +209,9 @@ def _payments_notes(payments: PaymentsOutcome, cpus: int) -> list[str]:
         f"{plan.in_flight} requests in flight, {plan.duration_s:g} s measured after {plan.warmup_s:g} s of warm-up; "
         f"{plan.buyers:,} buyers funded with {plan.cash:,} JPY each; every payment is one CreatePayment with "
         "capture (300-2,000 JPY); hot-seller runs then complete each one (CompletePayment). CPU is in cores "
-        f"(of {cpus}) over the measured window; rest = everything else busy (ID service, PostgreSQL, other work).",
+        f"(of {cpus}) over the measured window; rest = everything else busy (ID service, PostgreSQL, other work). "
+        "The floor: the same load, one hot seller, against a plain grpc.aio server answering from the request alone "
+        "(`bench._serve.CannedPayments`: no authentication, database, risk call or ledger).",
         f"Invariant violations after the payments runs: {violations}"
         f" (target 0: {'met' if not violations else 'MISSED'}).",
         *_payments_ratios(payments),
@@ -219,6 +234,17 @@ def _payments_ratios(payments: PaymentsOutcome) -> list[str]:
             "one hot seller, completed/s: PostgreSQL / SQLite ="
             f" {hot_pg.load.completes.per_s / hot.load.completes.per_s:.2f}"
         )
+    floor = payments.floor.completes if payments.floor else None
+    if floor and floor.per_s:
+        of_floor = [
+            f"{label} {run.load.completes.per_s / floor.per_s:.2f}"
+            for label, run in (("SQLite", hot), ("PostgreSQL", hot_pg))
+            if run and run.load.completes
+        ]
+        ratios.append(
+            f"one hot seller, completed/s / the floor's ({floor.per_s:,.0f}): {', '.join(of_floor)}"
+            f" (the PostgreSQL target is {PAYMENTS_POSTGRES_TARGET / floor.per_s:.2f} of it)"
+        )
     if many and hot and hot.load.completes:
         ratios.append(
             "SQLite, completed payments/s of one hot seller / payments/s of many sellers ="
@@ -228,7 +254,7 @@ def _payments_ratios(payments: PaymentsOutcome) -> list[str]:
 
 
 def _print_payments(payments: PaymentsOutcome, cpus: int) -> None:
-    rows = [[run.scenario.label, *_payments_cells(run), _payments_target(run, payments)] for run in payments.runs]
+    rows = _payments_rows(payments)
     widths = [max(len(cells[i]) for cells in [_PAYMENTS_HEADER, *rows]) for i in range(len(_PAYMENTS_HEADER))]
     print()
     for n, cells in enumerate([_PAYMENTS_HEADER, *rows]):
@@ -290,8 +316,7 @@ def _command(result: Result, tokens: list[str]) -> str:
 
 def _render_payments(payments: PaymentsOutcome, cpus: int) -> list[str]:
     lines = ["", "| " + " | ".join(_PAYMENTS_HEADER) + " |", "|---|" + "---:|" * 6 + "---|"]
-    for run in payments.runs:
-        cells = [run.scenario.label, *_payments_cells(run), _payments_target(run, payments)]
+    for cells in _payments_rows(payments):
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines += _payments_notes(payments, cpus)

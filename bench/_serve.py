@@ -1,4 +1,5 @@
-"""Server processes the benchmark drives: ``python -m bench._serve {bare,full,id,tns,payments,marketing} WORKDIR``.
+"""Server processes the benchmark drives: ``python -m bench._serve KIND WORKDIR`` (bare, full, id,
+tns, payments, payments_floor, marketing).
 
 Each prints one JSON line to stdout once it serves (its port, plus what a client needs),
 then runs until SIGTERM. Everything else the process writes (the JSON access log of the
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import itertools
 import json
 import signal
 import sys
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from furima.payments.v1 import payment_service_pb2, payment_service_pb2_grpc
 
 from libs.echo import ECHO_SERVICE, EchoServicer, register_echo
 
@@ -53,6 +56,51 @@ async def serve_bare() -> None:
     _announce({"port": port})
     await _wait_for_sigterm()
     await server.stop(0)
+
+
+async def serve_payments_floor() -> None:
+    """A plain ``grpc.aio`` server answering PaymentService from the request alone (see
+    `CannedPayments`): the floor the payments bench compares the real service with.
+    """
+    server = grpc.aio.server()
+    # The other methods answer UNIMPLEMENTED (the generated base class).
+    canned = CannedPayments()  # type: ignore[abstract]
+    payment_service_pb2_grpc.add_PaymentServiceServicer_to_server(canned, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    _announce({"port": port})
+    await _wait_for_sigterm()
+    await server.stop(0)
+
+
+class CannedPayments(payment_service_pb2_grpc.PaymentServiceServicer):
+    """CreatePayment answers a new id, CAPTURED (risk APPROVE); CompletePayment answers
+    COMPLETED — no authentication, database, risk call or ledger: what gRPC and the load
+    generator alone cost on this machine, driven exactly as the real service is.
+    """
+
+    def __init__(self) -> None:
+        self._ids = itertools.count()
+
+    async def CreatePayment(self, request: Any, context: Any) -> Any:  # noqa: N802 — gRPC's method name
+        """A captured payment made of the request's fields."""
+        payment = payment_service_pb2.Payment(
+            payment_id=f"pay_floor{next(self._ids):017d}",
+            order_id=request.order_id,
+            buyer_id=request.buyer_id,
+            seller_id=request.seller_id,
+            amount=request.amount,
+            status=payment_service_pb2.PAYMENT_STATUS_CAPTURED,
+        )
+        payment.risk.decision = "APPROVE"
+        return payment_service_pb2.CreatePaymentResponse(payment=payment)
+
+    async def CompletePayment(self, request: Any, context: Any) -> Any:  # noqa: N802 — gRPC's method name
+        """The payment, completed."""
+        completed = payment_service_pb2.Payment(
+            payment_id=request.payment_id, status=payment_service_pb2.PAYMENT_STATUS_COMPLETED
+        )
+        return payment_service_pb2.CompletePaymentResponse(payment=completed)
 
 
 async def serve_full() -> None:
@@ -232,7 +280,7 @@ def bench_buyer(n: int) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Serve the named kind until SIGTERM."""
     parser = argparse.ArgumentParser(prog="python -m bench._serve")
-    parser.add_argument("kind", choices=["bare", "full", "id", "tns", "payments", "marketing"])
+    parser.add_argument("kind", choices=["bare", "full", "id", "tns", "payments", "payments_floor", "marketing"])
     parser.add_argument("workdir", type=Path)
     parser.add_argument("--id-port", type=int, default=0, help="tns, payments, marketing: the ID service to trust")
     parser.add_argument("--tns-secret", default="", help="tns: svc-tns's client secret")
@@ -251,6 +299,8 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(serve_bare())
     elif args.kind == "full":
         asyncio.run(serve_full())
+    elif args.kind == "payments_floor":
+        asyncio.run(serve_payments_floor())
     elif args.kind == "id":
         asyncio.run(serve_id(args.workdir))
     elif args.kind == "tns":
