@@ -49,6 +49,21 @@ class PaymentsPlan(NamedTuple):
     cash: int = 1_000_000
     """Each buyer's starting cash (JPY); payments are 300-2,000 JPY."""
 
+    def load(self, target: str, token: str, tag: str, *, sellers: int, complete: bool) -> LoadSpec:
+        """The load of the plan against ``target``."""
+        return LoadSpec(
+            target=target,
+            token=token,
+            tag=tag,
+            workers=self.workers,
+            in_flight=self.in_flight,
+            warmup_s=self.warmup_s,
+            duration_s=self.duration_s,
+            buyers=self.buyers,
+            sellers=sellers,
+            complete=complete,
+        )
+
 
 QUICK_PAYMENTS = PaymentsPlan(warmup_s=1.0, duration_s=4.0, buyers=500)
 
@@ -174,18 +189,8 @@ def _floor(workdir: Path, plan: PaymentsPlan, outcome: PaymentsOutcome) -> LoadR
     alone: what gRPC and the load generator cost here, for the runs to be compared with.
     """
     with ServerProcess("payments_floor", workdir) as server:
-        spec = LoadSpec(
-            target=f"127.0.0.1:{server.port}",
-            token="",  # nothing is authenticated
-            tag="bench-floor",
-            workers=plan.workers,
-            in_flight=plan.in_flight,
-            warmup_s=plan.warmup_s,
-            duration_s=plan.duration_s,
-            buyers=plan.buyers,
-            sellers=1,
-            complete=True,
-        )
+        # No token: nothing is authenticated.
+        spec = plan.load(f"127.0.0.1:{server.port}", "", "bench-floor", sellers=1, complete=True)
         load = drive(spec, {"payments": server.pid})
     _print_load(load)
     completes = load.completes.per_s if load.completes else 0.0
@@ -233,18 +238,8 @@ class _Stack:
                 f" {float(payments.info['seed_s']):.1f} s before the service started",
             )
             payments.mark_log()
-            spec = LoadSpec(
-                target=target,
-                token=self.token,
-                tag=f"bench-{scenario.key}",
-                workers=plan.workers,
-                in_flight=plan.in_flight,
-                warmup_s=plan.warmup_s,
-                duration_s=plan.duration_s,
-                buyers=plan.buyers,
-                sellers=1 if scenario.hot_seller else plan.sellers,
-                complete=scenario.hot_seller,
-            )
+            sellers = 1 if scenario.hot_seller else plan.sellers
+            spec = plan.load(target, self.token, f"bench-{scenario.key}", sellers=sellers, complete=scenario.hot_seller)
             servers = {"payments": payments.pid, "id": self.id_server.pid}
             if scenario.risk:
                 servers["tns"] = self.tns.pid

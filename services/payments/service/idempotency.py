@@ -144,9 +144,11 @@ class IdempotentCalls:
         inside the transaction, where it is looked up anyway: a read before it would be
         one more connection checkout and round trip for every call that is not a replay.
 
-        ``read_ahead`` names a row the effect will lock, (reader, key): when several calls
-        of a group name rows of one reader, the group reads and locks them all in one
-        statement before the calls run, and the effect takes its row with `read_earlier`.
+        ``read_ahead`` names a row the effect will lock, (reader, key): on PostgreSQL, when
+        several calls of a group name rows of one reader, the group reads and locks them
+        all in one statement before the calls run, and the effect takes its row with
+        `read_earlier` (on SQLite a read costs microseconds and there are no row locks to
+        order: each effect reads its own).
         """
         if self._db.dialect == "postgresql":
             with self._slot(scope, key):

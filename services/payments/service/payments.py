@@ -510,7 +510,7 @@ class Payments:
             request_hash(fields),
             lambda conn: encode_payment(_kept(made, effect(conn, _fresh(moves)))),
             # The effect locks this payment first: a group reads its payments ahead.
-            read_ahead=(_payments_ahead, str(fields["payment_id"])),
+            read_ahead=(payments_repo.lock_many, str(fields["payment_id"])),
         )
         if fresh:
             self._outbox.notify()
@@ -524,7 +524,7 @@ class Payments:
             await self._cards.settle(authorization, captured, released, refunded)
 
     def _locked(self, conn: Connection, payment_id: str, operation: Operation) -> Payment:
-        ahead = read_earlier(conn, _payments_ahead, payment_id)
+        ahead = read_earlier(conn, payments_repo.lock_many, payment_id)
         payment = ahead if isinstance(ahead, Payment) else payments_repo.get(conn, payment_id, for_update=True)
         if payment is None:
             raise NotFound(f"no payment {payment_id!r}", reason="PAYMENT_NOT_FOUND")
@@ -625,15 +625,6 @@ class Payments:
 
     def _emit(self, conn: Connection, payment: Payment, transition: str, moved: int, refund_id: str = "") -> None:
         self._outbox.append_sync(conn, payment.buyer_id, payment_event(payment, transition, moved, refund_id))
-
-
-def _payments_ahead(conn: Connection, payment_ids: Sequence[str]) -> Mapping[str, object]:
-    """A group's payments, locked in id order by one statement (PostgreSQL; on SQLite
-    none: a read costs microseconds there and there are no row locks to order).
-    """
-    if conn.dialect.name != "postgresql":
-        return {}
-    return payments_repo.lock_many(conn, payment_ids)
 
 
 _Transition = tuple[str, PaymentStatus, PaymentStatus, dict[str, Any]]
